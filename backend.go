@@ -1,0 +1,76 @@
+package pgflight
+
+import (
+	"context"
+	"time"
+)
+
+// A Cache stores encoded values under string keys. Fetch calls it to read
+// and write the entries it shares between processes.
+//
+// Implementations must be safe for concurrent use by multiple goroutines and
+// must honour ctx: a call whose ctx ends returns promptly with an error.
+//
+// Get reports a miss as ok == false with a nil error; a non-nil err means the
+// store failed, and Fetch then treats the read as a miss and counts the error.
+// The returned slice belongs to the caller.
+//
+// Set stores val under key for ttl (always positive), replacing any previous
+// value. The store may keep val or a copy; Fetch never modifies it afterwards.
+//
+// Keys reach the Cache already namespaced ("namespace:key") and may hold any
+// bytes and be of any length; a backend whose store limits keys (memcached:
+// 250 bytes, no spaces) must map them to valid keys itself without mixing
+// values of different keys.
+type Cache interface {
+	Get(ctx context.Context, key string) (val []byte, ok bool, err error)
+	Set(ctx context.Context, key string, val []byte, ttl time.Duration) error
+}
+
+// A Deleter is a Cache that can remove an entry. [Group.Delete] requires it.
+// Deleting a missing key is not an error.
+type Deleter interface {
+	Delete(ctx context.Context, key string) error
+}
+
+// A Locker provides exclusive locks on 64-bit ids, shared by every process
+// that should compute each value once. Fetch calls it only on a miss, and
+// never holds more than one lock per key per [Group].
+//
+// Lock blocks until the caller holds the lock on id or ctx ends. On success
+// it returns unlock, which the caller calls exactly once to release the lock;
+// unlock's ctx bounds only the release itself, and whatever unlock returns,
+// the lock must be released (pglock closes the connection if it cannot
+// commit). On failure Lock returns a non-nil error and holds no lock.
+//
+// Implementations must be safe for concurrent use by multiple goroutines.
+// A lock is an efficiency device, not a correctness guarantee: a lock
+// server may drop a lock (restart, lost connection) without telling its
+// holder, so two processes may occasionally compute the same key.
+type Locker interface {
+	Lock(ctx context.Context, id int64) (unlock func(context.Context) error, err error)
+}
+
+// A Follower is a Locker that can wait for another holder without queuing
+// for the lock itself. Fetch uses it when the Locker implements it, so that
+// every process waiting for one computation wakes at once when it ends,
+// instead of taking the lock one after the other to re-check the cache.
+//
+// LockOrFollow takes the lock on id if no one holds it and returns unlock,
+// as [Locker.Lock] does. If another holder has it, LockOrFollow waits until
+// that holder releases it, then returns a nil unlock and a nil error without
+// holding the lock: the caller re-checks the cache for the holder's result,
+// and if the holder stored nothing, calls Lock. On failure it returns a
+// non-nil error and holds no lock.
+type Follower interface {
+	Locker
+	LockOrFollow(ctx context.Context, id int64) (unlock func(context.Context) error, err error)
+}
+
+// LockerFunc adapts an ordinary function to the [Locker] interface.
+type LockerFunc func(ctx context.Context, id int64) (unlock func(context.Context) error, err error)
+
+// Lock calls f(ctx, id).
+func (f LockerFunc) Lock(ctx context.Context, id int64) (func(context.Context) error, error) {
+	return f(ctx, id)
+}
