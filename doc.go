@@ -1,0 +1,58 @@
+// Package pgflight makes a fleet of processes compute each cached value
+// once.
+//
+// When a popular cached value expires, every request that misses it
+// recomputes it at once: a cache stampede. In-process singleflight saves
+// that work only inside one process; pgflight saves it across the fleet. On
+// a miss the caller takes a PostgreSQL advisory lock on a hash of the key,
+// reads the cache again, and only the lock holder computes and stores;
+// every other caller, in any process on any host, waits and shares the
+// stored result. PostgreSQL drops a session's locks when it ends, so a
+// crashed worker never leaves a stuck lock.
+//
+//	g, err := pgflight.New(pgflight.Config{Cache: redisstore.New(rdb), Locker: pglock.New(pool)})
+//	report, err := pgflight.Fetch(ctx, g, "report:2026-q3", func(ctx context.Context) (Report, error) {
+//		return buildReport(ctx, "2026-q3") // runs once across the fleet
+//	})
+//
+// # Guarantee
+//
+// Among all processes sharing a [Locker], at most one computation of a key
+// runs at a time, and callers that waited for it get its stored value
+// without computing. Inside one process, concurrent callers of a key share
+// one flight: one cache read, one lock wait, one computation.
+//
+// The lock is an efficiency device, not a correctness guarantee. A lock
+// server can drop a lock without telling its holder (a restart, a lost
+// connection), and by default Fetch computes without the lock when the
+// Locker fails (see Config.FailClosed), so a value may occasionally be
+// computed twice. Computations must be safe to repeat, and the last value
+// stored wins.
+//
+// # Flow
+//
+// [Fetch] joins the process's flight for the key or starts one. A flight
+// reads the [Cache]; on a fresh hit it returns. On a miss it asks the
+// [Locker] for the lock on the key's 64-bit id. If the Locker is a
+// [Follower] and another process holds the lock, the flight waits for that
+// holder without queuing for the lock, then reads the value it stored. The
+// lock holder reads the cache once more, calls fn, stores the value, and
+// only then releases the lock, so waiters always find it.
+//
+// # Failures
+//
+// An error or panic in fn reaches every caller of the flight and nothing
+// is cached; a waiter in another process then takes the lock and computes
+// itself. A cache read error counts as a miss; a cache write error is
+// logged and the value is still returned. An undecodable entry counts as a
+// miss and is overwritten. A caller whose ctx ends returns at once; the
+// computation goes on while any caller of its flight still waits.
+//
+// # Backends
+//
+// The package imports only the standard library. Backends live in their
+// own packages: pglock (PostgreSQL advisory locks, on pgx v5), redisstore
+// (Redis, on go-redis v9) and memstore (in-process). With a zero Config a
+// Group uses an in-process cache and locker, which coordinate one process
+// only.
+package pgflight

@@ -1,0 +1,84 @@
+package pgflight
+
+import (
+	"context"
+	"fmt"
+)
+
+// Fetch returns the value cached under key, computing it with fn on a miss.
+//
+// Among all processes sharing g's Locker, at most one fn runs per key at a
+// time: on a miss Fetch takes the lock on a hash of key, reads the cache
+// again (someone may have finished meanwhile), and only then calls fn and
+// stores its result. Callers in other processes wait for that computation
+// and return the stored value without computing; callers in this process
+// share the flight without even touching the cache or the Locker.
+//
+// A fresh hit costs one cache read and no lock. An error from fn is
+// returned to every caller of the flight and nothing is stored; a panic in
+// fn becomes a [*PanicError]. A value the Codec cannot encode is an
+// [*EncodeError], and nothing is stored.
+//
+// ctx bounds only this caller's wait: if it ends, Fetch returns ctx.Err()
+// at once. fn runs under a context that keeps the values of the caller that
+// started the flight but not its cancellation, and is cancelled only when
+// every caller of the flight has gone (or the Group is closed).
+//
+// Callers of one key should agree on T: a caller that joins a flight
+// computing another type gets an error. An empty key is [ErrInvalidKey].
+func Fetch[T any](ctx context.Context, g *Group, key string, fn func(context.Context) (T, error), opts ...Option) (T, error) {
+	var zero T
+	if err := checkKey(key); err != nil {
+		return zero, err
+	}
+	if fn == nil {
+		return zero, fmt.Errorf("pgflight: fetch %s: nil fn", quoteKey(key))
+	}
+	o := callOptions{ttl: g.cfg.TTL}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.err != nil {
+		return zero, fmt.Errorf("pgflight: fetch %s: %w", quoteKey(key), o.err)
+	}
+	v, err := g.do(ctx, key, o, typed[T]{fn})
+	if err != nil || v == nil {
+		return zero, err
+	}
+	t, ok := v.(T)
+	if !ok {
+		return zero, fmt.Errorf("pgflight: fetch %s: flight computed a %T, caller wants a %T", quoteKey(key), v, zero)
+	}
+	return t, nil
+}
+
+// valueOps is what the non-generic machinery needs to know about T.
+type valueOps interface {
+	compute(ctx context.Context) (any, error)
+	encode(c Codec, v any) ([]byte, byte, error)
+	decode(c Codec, e entry) (any, error)
+}
+
+type typed[T any] struct {
+	fn func(context.Context) (T, error)
+}
+
+func (t typed[T]) compute(ctx context.Context) (any, error) {
+	v, err := t.fn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+func (typed[T]) encode(c Codec, v any) ([]byte, byte, error) {
+	return encodeValue(c, v.(T))
+}
+
+func (typed[T]) decode(c Codec, e entry) (any, error) {
+	v, err := decodeValue[T](c, e)
+	if err != nil {
+		return nil, err
+	}
+	return v, nil
+}

@@ -1,0 +1,292 @@
+package pgflight
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"time"
+)
+
+// A flight is one process's attempt to produce one key's value. Every
+// concurrent caller of the key joins it, so a process reads the cache,
+// waits for the lock and computes at most once per key at a time.
+type flight struct {
+	done    chan struct{} // closed when val and err are set
+	val     any
+	err     error
+	callers int                     // callers still waiting; guarded by Group.mu
+	ctx     context.Context         // fn's context; set when the flight goes for the lock
+	cancel  context.CancelCauseFunc // guarded by Group.mu
+}
+
+// flightKey separates force-refreshing flights from ordinary ones: an
+// ordinary caller may be served from the cache, a force-refreshing one not.
+type flightKey struct {
+	key   string // the cache key
+	force bool
+}
+
+// do runs or joins the flight for key and waits for its result.
+//
+// The caller that starts a flight reads the cache itself, so a hit needs no
+// goroutine. On a miss the rest of the flight (lock, re-check, compute,
+// store, release) runs in a goroutine of its own, so that every caller,
+// the first included, can leave when its ctx ends while the computation
+// goes on for the others.
+func (g *Group) do(ctx context.Context, key string, o callOptions, ops valueOps) (any, error) {
+	fk := flightKey{key: cacheKey(g.cfg.Namespace, key), force: o.force}
+	g.mu.Lock()
+	if g.closed {
+		g.mu.Unlock()
+		return nil, fmt.Errorf("pgflight: fetch %s: %w", quoteKey(key), ErrClosed)
+	}
+	if f, ok := g.flights[fk]; ok {
+		f.callers++
+		g.mu.Unlock()
+		g.stats.coalesced.Add(1)
+		return g.wait(ctx, fk, f)
+	}
+	f := &flight{done: make(chan struct{}), callers: 1}
+	g.flights[fk] = f
+	g.mu.Unlock()
+
+	if !o.force {
+		if v, ok := g.read(ctx, fk.key, ops); ok {
+			g.stats.hits.Add(1)
+			g.finish(fk, f, v, nil)
+			return v, nil
+		}
+	}
+	g.stats.misses.Add(1)
+
+	g.mu.Lock()
+	if g.closed {
+		g.mu.Unlock()
+		err := fmt.Errorf("pgflight: fetch %s: %w", quoteKey(key), ErrClosed)
+		g.finish(fk, f, nil, err)
+		return nil, err
+	}
+	f.ctx, f.cancel = context.WithCancelCause(context.WithoutCancel(ctx))
+	g.running.Add(1)
+	g.mu.Unlock()
+	go g.run(f, fk, key, o, ops)
+	return g.wait(ctx, fk, f)
+}
+
+// wait returns the flight's result, or ctx.Err() as soon as ctx ends. The
+// last caller to leave cancels the computation and forgets the flight, so a
+// newcomer starts afresh instead of inheriting a cancelled flight.
+func (g *Group) wait(ctx context.Context, fk flightKey, f *flight) (any, error) {
+	select {
+	case <-f.done:
+		return f.val, f.err
+	case <-ctx.Done():
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	select {
+	case <-f.done:
+		return f.val, f.err
+	default:
+	}
+	f.callers--
+	if f.callers == 0 {
+		if g.flights[fk] == f {
+			delete(g.flights, fk)
+		}
+		if f.cancel != nil {
+			f.cancel(context.Canceled)
+		}
+	}
+	return nil, ctx.Err()
+}
+
+// finish publishes the flight's result to its callers.
+func (g *Group) finish(fk flightKey, f *flight, v any, err error) {
+	f.val, f.err = v, err
+	g.mu.Lock()
+	if g.flights[fk] == f {
+		delete(g.flights, fk)
+	}
+	g.mu.Unlock()
+	close(f.done)
+}
+
+// run is the flight's goroutine after a miss.
+func (g *Group) run(f *flight, fk flightKey, key string, o callOptions, ops valueOps) {
+	defer g.running.Done()
+	normal := false
+	defer func() {
+		if !normal {
+			// fn called runtime.Goexit. Panics are recovered in compute, so
+			// this is the only way here; fill's deferred release has run.
+			g.stats.panics.Add(1)
+			g.finish(fk, f, nil, fmt.Errorf("pgflight: fetch %s: %w", quoteKey(key), ErrGoexit))
+		}
+		f.cancel(nil)
+	}()
+	v, err := g.fill(f.ctx, fk.key, key, o, ops)
+	normal = true
+	g.finish(fk, f, v, err)
+}
+
+// errNoUnlock reports a Locker that returned neither an unlock nor an error.
+var errNoUnlock = errors.New("locker returned a nil unlock func")
+
+// fill takes the lock, re-checks the cache, computes, stores and releases.
+func (g *Group) fill(ctx context.Context, ck, key string, o callOptions, ops valueOps) (any, error) {
+	id := g.lockID(g.cfg.Namespace, key)
+	var unlock func(context.Context) error
+	var err error
+	if f, ok := g.locker.(Follower); ok && !o.force {
+		unlock, err = g.acquire(ctx, id, f.LockOrFollow)
+		if err == nil && unlock == nil {
+			// Another holder finished. It normally stored the value; if it
+			// failed, queue for the lock itself. Looping on LockOrFollow
+			// instead could livelock: every follower briefly holds the
+			// shared lock, so no one's try for the exclusive one succeeds.
+			if v, ok := g.read(ctx, ck, ops); ok {
+				g.stats.received.Add(1)
+				return v, nil
+			}
+			unlock, err = g.acquire(ctx, id, g.locker.Lock)
+		}
+	} else {
+		unlock, err = g.acquire(ctx, id, g.locker.Lock)
+	}
+	if err == nil && unlock == nil {
+		err = errNoUnlock
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, context.Cause(ctx) // every caller left, or Close
+		}
+		if g.cfg.FailClosed {
+			return nil, fmt.Errorf("pgflight: fetch %s: %w: %w", quoteKey(key), ErrLockUnavailable, err)
+		}
+		g.stats.failOpens.Add(1)
+		g.log.warn(warnLocker, "pgflight: lock unavailable, computing without it", "key", quoteKey(key), "err", err)
+		return g.computeAndStore(ctx, ck, o.ttl, ops)
+	}
+	defer g.release(ctx, unlock, key)
+	if !o.force {
+		// The double check: whoever held the lock before us may have
+		// stored the value between our miss and our grant.
+		if v, ok := g.read(ctx, ck, ops); ok {
+			g.stats.received.Add(1)
+			return v, nil
+		}
+	}
+	return g.computeAndStore(ctx, ck, o.ttl, ops)
+}
+
+// acquire calls lock, bounding it by Config.LockWait and counting the wait.
+func (g *Group) acquire(ctx context.Context, id int64, lock func(context.Context, int64) (func(context.Context) error, error)) (func(context.Context) error, error) {
+	start := time.Now()
+	lctx := ctx
+	if g.cfg.LockWait > 0 {
+		var cancel context.CancelFunc
+		lctx, cancel = context.WithTimeout(ctx, g.cfg.LockWait)
+		defer cancel()
+	}
+	unlock, err := lock(lctx, id)
+	g.stats.lockWait.Add(int64(time.Since(start)))
+	if err != nil && ctx.Err() == nil && lctx.Err() != nil {
+		g.stats.lockTimeouts.Add(1)
+		err = fmt.Errorf("lock wait exceeded %v: %w", g.cfg.LockWait, err)
+	}
+	return unlock, err
+}
+
+// release unlocks with a context that outlives the flight's cancellation:
+// a lock must be released even when every caller has gone.
+func (g *Group) release(ctx context.Context, unlock func(context.Context) error, key string) {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
+	defer cancel()
+	if err := unlock(rctx); err != nil {
+		// pglock closes the connection when it cannot commit, so
+		// PostgreSQL drops the lock with the session.
+		g.log.warn(warnRelease, "pgflight: release lock", "key", quoteKey(key), "err", err)
+	}
+}
+
+// read reads and decodes ck's entry, reporting whether it is a fresh hit.
+// A failed read or an undecodable entry counts as a miss.
+func (g *Group) read(ctx context.Context, ck string, ops valueOps) (any, bool) {
+	b, ok, err := g.cache.Get(ctx, ck)
+	if err != nil {
+		if ctx.Err() == nil {
+			g.stats.cacheErrors.Add(1)
+			g.log.warn(warnCacheGet, "pgflight: cache read failed, treating it as a miss", "key", quoteKey(ck), "err", err)
+		}
+		return nil, false
+	}
+	if !ok {
+		return nil, false
+	}
+	e, err := parseEntry(b)
+	if err == nil {
+		if time.Now().UnixNano() >= e.freshUntil {
+			return nil, false
+		}
+		var v any
+		if v, err = ops.decode(g.cfg.Codec, e); err == nil {
+			return v, true
+		}
+	}
+	g.stats.decodeErrors.Add(1)
+	g.log.warn(warnDecode, "pgflight: undecodable cache entry, recomputing", "err", &DecodeError{Key: ck, Err: err})
+	return nil, false
+}
+
+// computeAndStore calls fn and stores its value. The store runs without the
+// callers' cancellation: the value is good even if they have all gone.
+func (g *Group) computeAndStore(ctx context.Context, ck string, ttl time.Duration, ops valueOps) (any, error) {
+	start := time.Now()
+	v, payload, flags, err := g.compute(ctx, ck, ops)
+	if err != nil {
+		return nil, err // errors are never cached
+	}
+	now := time.Now()
+	e := entry{
+		flags:      flags,
+		computedAt: now.UnixNano(),
+		freshUntil: now.Add(ttl).UnixNano(),
+		took:       now.Sub(start),
+		payload:    payload,
+	}
+	buf := appendEntry(make([]byte, 0, envHeaderSize+len(payload)), e)
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
+	defer cancel()
+	if err := g.cache.Set(sctx, ck, buf, ttl); err != nil {
+		g.stats.cacheErrors.Add(1)
+		g.log.warn(warnCacheSet, "pgflight: cache write failed, value returned uncached", "key", quoteKey(ck), "err", err)
+	}
+	return v, nil
+}
+
+// compute calls fn and encodes its value.
+func (g *Group) compute(ctx context.Context, ck string, ops valueOps) (v any, payload []byte, flags byte, err error) {
+	g.stats.computations.Add(1)
+	defer func() {
+		// A panic in fn (or in the Codec) is recovered here, where fn runs,
+		// and goes to every caller of the flight as a *PanicError. Letting
+		// it unwind would kill the process from a goroutine that no caller
+		// can recover in; fill's deferred release still runs, so the lock
+		// is released and nothing is stored.
+		if r := recover(); r != nil {
+			g.stats.panics.Add(1)
+			v, payload, flags = nil, nil, 0
+			err = &PanicError{Value: r, Stack: debug.Stack()}
+		}
+	}()
+	if v, err = ops.compute(ctx); err != nil {
+		return nil, nil, 0, err
+	}
+	if payload, flags, err = ops.encode(g.cfg.Codec, v); err != nil {
+		g.stats.encodeErrors.Add(1)
+		return nil, nil, 0, &EncodeError{Key: ck, Err: err}
+	}
+	return v, payload, flags, nil
+}

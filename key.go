@@ -1,0 +1,40 @@
+package pgflight
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+)
+
+// lockIDPrefix versions the key → lock id derivation. Every process sharing
+// a Locker must derive the same id for the same key, across releases and
+// languages, so changing it is a breaking change (key_test.go pins it).
+const lockIDPrefix = "pgflight/lock/v1\x00"
+
+// checkKey reports whether key can be used.
+func checkKey(key string) error {
+	if key == "" {
+		return fmt.Errorf("pgflight: empty key: %w", ErrInvalidKey)
+	}
+	return nil
+}
+
+// cacheKey returns the key under which the Cache stores key's entry.
+func cacheKey(namespace, key string) string { return namespace + ":" + key }
+
+// lockID returns the advisory lock id of key in namespace: the first 8 bytes
+// of SHA-256 over a versioned prefix, the namespace's length, the namespace
+// and the key. SHA-256 mixes every input bit into every output bit, and the
+// length prefix keeps ("a:b", "c") and ("a", "b:c") apart. Two keys whose ids
+// collide are merely serialised: values are always read and stored under the
+// full cache key.
+func lockID(namespace, key string) int64 {
+	h := sha256.New()
+	var n [binary.MaxVarintLen64]byte
+	h.Write([]byte(lockIDPrefix))
+	h.Write(n[:binary.PutUvarint(n[:], uint64(len(namespace)))])
+	h.Write([]byte(namespace))
+	h.Write([]byte(key))
+	var sum [sha256.Size]byte
+	return int64(binary.BigEndian.Uint64(h.Sum(sum[:0])))
+}
