@@ -1,0 +1,97 @@
+package pglock
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// closeTimeout bounds closing a connection that failed, which sends
+// Terminate to the server. It does not depend on any caller's ctx, which may
+// already be done.
+const closeTimeout = time.Second
+
+// acquire takes a slot of the connection cap, then a pool connection. It
+// returns ErrBusy at once if no slot is free. On failure it holds neither.
+func (l *Locker) acquire(ctx context.Context) (*pgxpool.Conn, error) {
+	select {
+	case l.sem <- struct{}{}:
+	default:
+		return nil, ErrBusy
+	}
+	c, err := l.pool.Acquire(ctx)
+	if err != nil {
+		<-l.sem
+		return nil, fmt.Errorf("pglock: acquire: %w", ctxErr(ctx, err))
+	}
+	// TODO(fault tolerance): a hung or partitioned holder keeps its lock until
+	// the server notices (notes §1.3, §1.5). A per-Locker option could add
+	// "set local idle_in_transaction_session_timeout = …" to the acquire
+	// statement, above the longest computation, without another round trip.
+	// It is not set by default because computations may be long.
+	return c, nil
+}
+
+// release returns c, idle and outside any transaction, to the pool and frees
+// its slot. pgxpool destroys c instead if it is somehow still in a
+// transaction, which drops any lock with it.
+func (l *Locker) release(c *pgxpool.Conn) {
+	c.Release()
+	<-l.sem
+}
+
+// discard takes c out of the pool and closes it, then frees its slot.
+// Closing the connection ends its session, so PostgreSQL releases its
+// transaction's locks and withdraws its waits, whatever state the
+// connection was left in: discard never returns a connection holding a lock
+// to the pool. If pgx already closed c (a cancelled or failed read), the
+// cancel request and Terminate it sends go on in the background, and discard
+// does not wait for them.
+func (l *Locker) discard(c *pgxpool.Conn) {
+	conn := c.Hijack()
+	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
+	defer cancel()
+	// The error is ignored: Close closes the socket in every case.
+	_ = conn.Close(ctx)
+	<-l.sem
+}
+
+// statement returns prefix, id as a decimal integer literal, and end. An
+// int64 literal cannot inject anything, and it lets the statement run with
+// the simple protocol, without parameters.
+func statement(prefix string, id int64, end string) string {
+	b := make([]byte, 0, len(prefix)+20+len(end))
+	b = append(b, prefix...)
+	b = strconv.AppendInt(b, id, 10)
+	b = append(b, end...)
+	return string(b)
+}
+
+// run sends sql, which may hold several statements, in one round trip with
+// the simple query protocol, whatever the pool's default query exec mode,
+// and reads every result. It returns the first error, and whether the first
+// column of the last row read "t" (the result of a try).
+func run(ctx context.Context, c *pgxpool.Conn, sql string) (t bool, err error) {
+	mrr := c.Conn().PgConn().Exec(ctx, sql)
+	for mrr.NextResult() {
+		rr := mrr.ResultReader()
+		for rr.NextRow() {
+			v := rr.Values()
+			t = len(v) > 0 && len(v[0]) == 1 && v[0][0] == 't'
+		}
+		if _, rerr := rr.Close(); rerr != nil && err == nil {
+			err = rerr
+		}
+	}
+	if cerr := mrr.Close(); cerr != nil {
+		// The MultiResultReader's error is the first one of the query.
+		err = cerr
+	}
+	if err != nil {
+		return false, err
+	}
+	return t, nil
+}

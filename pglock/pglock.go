@@ -1,0 +1,196 @@
+package pglock
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// The statements of the protocol. Each runs in one round trip with the simple
+// query protocol, so that no prepared statement is needed (PgBouncer in
+// transaction pooling mode); the id goes between a prefix and its End as an
+// integer literal (see statement).
+const (
+	lockSQL      = "begin; select pg_advisory_xact_lock("
+	lockSQLEnd   = ")"
+	trySQL       = "begin; select pg_try_advisory_xact_lock("
+	trySQLEnd    = ")"
+	followSQL    = "select pg_advisory_xact_lock_shared("
+	followSQLEnd = "); rollback"
+	commitSQL    = "commit"
+)
+
+// ErrBusy is returned at once, without queuing, by [Locker.Lock] and
+// [Locker.LockOrFollow] when the Locker already uses as many connections as
+// [WithMaxConns] allows. The caller holds no lock. pgflight then computes
+// without the cluster lock and counts it.
+var ErrBusy = errors.New("pglock: connection cap reached")
+
+// errUnlocked is returned by an unlock func called more than once.
+var errUnlocked = errors.New("pglock: unlock: already unlocked")
+
+// A Locker takes PostgreSQL advisory locks on 64-bit ids through a pgx pool.
+// Each held lock, and each wait for one, uses one pool connection inside a
+// transaction; see the package documentation for the protocol.
+//
+// Create a Locker with [New]; the zero Locker is not usable. A Locker is safe
+// for concurrent use by multiple goroutines.
+type Locker struct {
+	pool *pgxpool.Pool
+	// sem holds one token per pool connection the Locker uses (acquiring,
+	// waiting or holding). Its capacity is the connection cap.
+	sem chan struct{}
+}
+
+// An Option configures a [Locker] in [New].
+type Option func(*options)
+
+type options struct {
+	maxConns int
+}
+
+// WithMaxConns caps the pool connections a Locker uses at once, counting both
+// held locks and waits: every further call returns [ErrBusy] until one ends.
+// n < 1 means the default.
+//
+// Default: min(16, max(2, MaxConns/2)), where MaxConns is the pool's. Each
+// waiter pins a connection for the whole wait, so an uncapped Locker could
+// take the whole pool during a mass miss and starve the application's own
+// queries; half the pool (two connections at least, 16 at most) leaves them
+// room. For more concurrent locks, give the Locker a pool of its own and
+// raise the cap.
+func WithMaxConns(n int) Option {
+	return func(o *options) { o.maxConns = n }
+}
+
+// New returns a Locker that takes its connections from pool. The pool stays
+// the caller's: the Locker never closes it, and the caller must not close it
+// while locks are held.
+func New(pool *pgxpool.Pool, opts ...Option) *Locker {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.maxConns < 1 {
+		o.maxConns = defaultMaxConns(int(pool.Config().MaxConns))
+	}
+	return &Locker{pool: pool, sem: make(chan struct{}, o.maxConns)}
+}
+
+func defaultMaxConns(poolMax int) int {
+	return min(16, max(2, poolMax/2))
+}
+
+// Lock blocks until the caller holds the exclusive lock on id or ctx ends.
+// It sends BEGIN and pg_advisory_xact_lock(id) in one round trip on a pool
+// connection that it keeps until unlock. ctx bounds taking a connection and
+// the wait; it is not kept.
+//
+// On success Lock returns unlock, which commits the transaction (releasing
+// the lock) and returns the connection to the pool; unlock's ctx bounds only
+// that commit. Whatever unlock returns, the lock is released: if it cannot
+// commit, or its ctx is already done, it closes the connection, so
+// PostgreSQL drops the lock, and returns an error. An error from unlock can
+// also mean the lock was lost earlier (the connection died). Calling unlock
+// again returns an error and does nothing.
+//
+// On failure Lock returns a non-nil error and holds no lock: [ErrBusy] when
+// the connection cap is reached, an error wrapping ctx.Err() when ctx ended
+// (errors.Is(err, context.Canceled) holds), or the pool's or server's error.
+// A connection that failed is closed, never pooled.
+//
+// A blocking exclusive request queues in PostgreSQL: followers that arrive
+// after it wait behind it, one by one, instead of waking together (see
+// [Locker.LockOrFollow]). Two Lock calls on one id from one goroutine
+// deadlock until ctx ends; locks are not re-entrant across connections.
+func (l *Locker) Lock(ctx context.Context, id int64) (unlock func(context.Context) error, err error) {
+	c, err := l.acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := run(ctx, c, statement(lockSQL, id, lockSQLEnd)); err != nil {
+		l.discard(c)
+		return nil, fmt.Errorf("pglock: lock: %w", ctxErr(ctx, err))
+	}
+	return l.unlocker(c), nil
+}
+
+// LockOrFollow takes the exclusive lock on id if no one holds it, and
+// otherwise waits until its holder releases it, without taking it.
+//
+// It sends BEGIN and pg_try_advisory_xact_lock(id) in one round trip. If the
+// try succeeds, LockOrFollow returns unlock, exactly as [Locker.Lock] does.
+// If another session holds the lock, it waits in shared mode with
+// pg_advisory_xact_lock_shared(id) and ROLLBACK in a second round trip,
+// returns the connection to the pool and returns a nil unlock and a nil
+// error: the holder has finished, and the caller holds nothing. Because
+// holders take the lock only with a try, every follower of a key is granted
+// its shared lock in the same pass when the holder commits, so all wake at
+// once.
+//
+// ctx bounds taking a connection and the wait. On failure LockOrFollow
+// returns a non-nil error and holds no lock, as [Locker.Lock] does.
+func (l *Locker) LockOrFollow(ctx context.Context, id int64) (unlock func(context.Context) error, err error) {
+	c, err := l.acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	got, err := run(ctx, c, statement(trySQL, id, trySQLEnd))
+	if err != nil {
+		l.discard(c)
+		return nil, fmt.Errorf("pglock: lock: %w", ctxErr(ctx, err))
+	}
+	if got {
+		return l.unlocker(c), nil
+	}
+	if _, err := run(ctx, c, statement(followSQL, id, followSQLEnd)); err != nil {
+		l.discard(c)
+		return nil, fmt.Errorf("pglock: follow: %w", ctxErr(ctx, err))
+	}
+	l.release(c)
+	return nil, nil
+}
+
+// unlocker returns the unlock func for the lock held by c's transaction. The
+// func keeps c reachable until it runs: a pgx connection that becomes
+// unreachable can be closed by the garbage collector, silently dropping the
+// lock while its holder still computes.
+func (l *Locker) unlocker(c *pgxpool.Conn) func(context.Context) error {
+	var done atomic.Bool
+	return func(ctx context.Context) error {
+		if done.Swap(true) {
+			return errUnlocked
+		}
+		if err := ctx.Err(); err != nil {
+			l.discard(c)
+			return fmt.Errorf("pglock: unlock: connection closed instead of commit: %w", err)
+		}
+		if _, err := run(ctx, c, commitSQL); err != nil {
+			l.discard(c)
+			return fmt.Errorf("pglock: unlock: %w", ctxErr(ctx, err))
+		}
+		l.release(c)
+		return nil
+	}
+}
+
+// InUse reports how many pool connections the Locker uses right now: those
+// holding a lock, waiting for one, or being acquired. It is at most the cap
+// set by [WithMaxConns].
+func (l *Locker) InUse() int {
+	return len(l.sem)
+}
+
+// ctxErr makes err wrap ctx.Err() when ctx has ended, so that callers can
+// test for context.Canceled and context.DeadlineExceeded whichever way pgx
+// reported the interruption (a closed connection or SQLSTATE 57014).
+func ctxErr(ctx context.Context, err error) error {
+	cerr := ctx.Err()
+	if cerr == nil || errors.Is(err, cerr) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", cerr, err)
+}
