@@ -1,0 +1,98 @@
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// A Store is a cache of byte values in Redis. It is safe for concurrent use
+// by multiple goroutines, as its client is.
+//
+// Create a Store with [New]; the zero value is not usable.
+type Store struct {
+	client redis.UniversalClient
+	prefix string
+}
+
+// New returns a Store that keeps its entries in Redis through client,
+// configured by opts. It sends nothing to the server. The caller keeps
+// client, and closes it when done; the Store has nothing to close.
+func New(client redis.UniversalClient, opts ...Option) *Store {
+	s := &Store{client: client}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}
+
+// Get returns the value stored under key with GET, or ok == false with a nil
+// error if there is none. The returned slice is the reply go-redis read for
+// this call, not shared with anyone: it belongs to the caller.
+func (s *Store) Get(ctx context.Context, key string) (val []byte, ok bool, err error) {
+	val, err = s.client.Get(ctx, s.key(key)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, wrap(ctx, "get", err)
+	}
+	return val, true, nil
+}
+
+// Set stores val under key for ttl with SET, replacing any previous value
+// and its TTL. The TTL is rounded up to whole milliseconds, Redis's unit,
+// and is at least 1 ms: a shorter or non-positive ttl never means "no
+// expiry".
+func (s *Store) Set(ctx context.Context, key string, val []byte, ttl time.Duration) error {
+	if err := s.client.Set(ctx, s.key(key), val, expiry(ttl)).Err(); err != nil {
+		return wrap(ctx, "set", err)
+	}
+	return nil
+}
+
+// Delete removes the entry stored under key with DEL. Deleting a missing key
+// is not an error.
+func (s *Store) Delete(ctx context.Context, key string) error {
+	if err := s.client.Del(ctx, s.key(key)).Err(); err != nil {
+		return wrap(ctx, "delete", err)
+	}
+	return nil
+}
+
+// wrap names op in err, and adds ctx's error if ctx has ended: go-redis
+// reports a deadline that cut a command short as a bare "i/o timeout", which
+// errors.Is would not match with context.DeadlineExceeded.
+func wrap(ctx context.Context, op string, err error) error {
+	if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
+		return fmt.Errorf("redisstore: %s: %w: %w", op, cerr, err)
+	}
+	return fmt.Errorf("redisstore: %s: %w", op, err)
+}
+
+// key returns the Redis key for key. Without a prefix, it is key itself, and
+// costs no allocation.
+func (s *Store) key(key string) string {
+	if s.prefix == "" {
+		return key
+	}
+	return s.prefix + key
+}
+
+// expiry rounds ttl up to whole milliseconds, at least one. go-redis would
+// truncate instead, and log a warning below 1 ms; given whole milliseconds it
+// sends PX, or EX for whole seconds, both exact.
+func expiry(ttl time.Duration) time.Duration {
+	if ttl < time.Millisecond {
+		return time.Millisecond
+	}
+	d := ttl.Truncate(time.Millisecond)
+	if d < ttl && d <= math.MaxInt64-time.Millisecond {
+		d += time.Millisecond
+	}
+	return d
+}
