@@ -1,6 +1,7 @@
-// Package testserver starts throwaway PostgreSQL and Redis servers for
-// tests, in the manner of net/http/httptest: each on a free port of
-// 127.0.0.1, in a temporary directory of its own, with a clean Close.
+// Package testserver starts throwaway PostgreSQL, Redis, PgBouncer and
+// memcached servers for tests, in the manner of net/http/httptest: each on
+// a free port of 127.0.0.1, in a temporary directory of its own, with a
+// clean Close.
 //
 // # Shared servers
 //
@@ -24,15 +25,15 @@
 // # Servers of one's own
 //
 // A test that stops, kills or freezes its server starts its own with
-// [StartPostgres] or [StartRedis]. Stop, Start, Kill, Pause and Resume each
-// return once the server has reached the state they name: gone, answering,
-// or frozen with SIGSTOP.
+// [StartPostgres], [StartRedis], [StartPgBouncer] or [StartMemcached]. Stop,
+// Start, Kill, Pause and Resume each return once the server has reached the
+// state they name: gone, answering, or frozen with SIGSTOP.
 //
 // # Requirements
 //
 // Linux, and the servers' binaries: PostgreSQL from PATH or
-// /usr/lib/postgresql/*/bin, redis-server from PATH. Run as root, PostgreSQL
-// runs as the postgres user, since it refuses root. A server dies with the
-// test binary even if that crashes; its temporary directory (pgflight-*)
-// then stays behind.
+// /usr/lib/postgresql/*/bin, the others from PATH or /usr/sbin. Run as root,
+// PostgreSQL and PgBouncer run as the postgres user, since both refuse
+// root. A server dies with the test binary even if that crashes; its
+// temporary directory (pgflight-*) then stays behind.
 package testserver

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"strconv"
@@ -116,20 +115,30 @@ func (p *process) start(args []string, ready func(context.Context) error) error 
 // resumed first so that it can act on sig. If it has not exited within
 // timeout, stop kills it and reports that.
 func (p *process) stop(sig syscall.Signal, timeout time.Duration) error {
+	return p.stopWith(func() error {
+		if err := syscall.Kill(p.pid, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
+			return fmt.Errorf("signal %s: %w", p.name, err)
+		}
+		return nil
+	}, timeout)
+}
+
+// stopWith is stop with the shutdown requested by ask rather than a signal.
+func (p *process) stopWith(ask func() error, timeout time.Duration) error {
 	if p.pid == 0 {
 		return nil
 	}
 	if p.paused {
 		p.resume()
 	}
-	if err := syscall.Kill(p.pid, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
-		return fmt.Errorf("signal %s: %w", p.name, err)
+	if err := ask(); err != nil {
+		return err
 	}
 	if p.waitExit(timeout) {
 		return nil
 	}
 	p.kill()
-	return fmt.Errorf("%s did not exit within %v of %v; killed it", p.name, timeout, sig)
+	return fmt.Errorf("%s did not exit within %v of being asked to; killed it", p.name, timeout)
 }
 
 // waitExit polls until the process has exited and been reaped, for at most
@@ -215,6 +224,9 @@ func (p *process) resume() error {
 
 // reap collects the process if it has exited, without blocking.
 func (p *process) reap() (exited bool, status string) {
+	if p.pid == 0 {
+		return true, "gone"
+	}
 	var ws syscall.WaitStatus
 	for {
 		pid, err := syscall.Wait4(p.pid, &ws, syscall.WNOHANG, nil)
@@ -244,65 +256,9 @@ func waitStatus(ws syscall.WaitStatus) string {
 	return fmt.Sprintf("wait status %#x", uint32(ws))
 }
 
-// children returns the pids of the direct children of pid, read from /proc.
-func children(pid int) []int {
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil
-	}
-	var kids []int
-	for _, e := range ents {
-		k, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if _, ppid, ok := procStat(k); ok && ppid == pid {
-			kids = append(kids, k)
-		}
-	}
-	return kids
-}
-
-// procStat returns the state letter and the parent of pid from
-// /proc/pid/stat; ok is false if there is no such process.
-func procStat(pid int) (state byte, ppid int, ok bool) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0, 0, false
-	}
-	// "pid (comm) state ppid ...", where comm may hold spaces and parentheses.
-	i := strings.LastIndexByte(string(b), ')')
-	if i < 0 {
-		return 0, 0, false
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 2 || len(f[0]) != 1 {
-		return 0, 0, false
-	}
-	ppid, err = strconv.Atoi(f[1])
-	return f[0][0], ppid, err == nil
-}
-
-// waitState polls until pid is in state ('T' stopped, 'Z' dead), or is gone,
-// for at most timeout, and reports whether it got there. A process that is
-// gone or dead counts as having reached any state.
-func waitState(pid int, state byte, timeout time.Duration) bool {
-	deadline := time.Now().Add(timeout)
-	for {
-		s, _, ok := procStat(pid)
-		if !ok || s == state || s == 'Z' || s == 'X' || (state == 'T' && s == 't') {
-			return true
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(pollInterval)
-	}
-}
-
 // tail returns the last lines of the file at path written after offset.
 func tail(path string, offset int64) string {
-	const max = 4 << 10
+	const maxBytes = 4 << 10
 	f, err := os.Open(path)
 	if err != nil {
 		return ""
@@ -312,8 +268,8 @@ func tail(path string, offset int64) string {
 	if err != nil {
 		return ""
 	}
-	if fi.Size()-offset > max {
-		offset = fi.Size() - max
+	if fi.Size()-offset > maxBytes {
+		offset = fi.Size() - maxBytes
 	}
 	b, _ := io.ReadAll(io.NewSectionReader(f, offset, fi.Size()-offset))
 	s := strings.TrimSpace(string(b))
@@ -321,55 +277,4 @@ func tail(path string, offset int64) string {
 		s = strings.Join(lines[len(lines)-25:], "\n")
 	}
 	return s
-}
-
-// freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// withFreePort calls start with a free port, and again with another one if
-// a different process took the port in between.
-func withFreePort(start func(port int) error) error {
-	for attempt := 1; ; attempt++ {
-		port, err := freePort()
-		if err != nil {
-			return err
-		}
-		err = start(port)
-		var se *startError
-		if err == nil || attempt == 3 || !errors.As(err, &se) || !strings.Contains(se.log, "already in use") {
-			return err
-		}
-	}
-}
-
-// pingText sends cmd over a new TCP connection to addr and checks that the
-// reply starts with want: a readiness check for text protocols.
-func pingText(ctx context.Context, addr, cmd, want string) error {
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	if deadline, ok := ctx.Deadline(); ok {
-		conn.SetDeadline(deadline)
-	}
-	if _, err := io.WriteString(conn, cmd); err != nil {
-		return err
-	}
-	buf := make([]byte, len(want))
-	if _, err := io.ReadFull(conn, buf); err != nil {
-		return err
-	}
-	if string(buf) != want {
-		return fmt.Errorf("reply %q, want %q", buf, want)
-	}
-	return nil
 }

@@ -6,6 +6,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"os/exec"
 	"slices"
@@ -206,6 +208,140 @@ func TestRedis(t *testing.T) {
 	}
 }
 
+func TestMemcached(t *testing.T) {
+	t.Parallel()
+	m, err := testserver.StartMemcached()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := m.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	if want := fmt.Sprintf("127.0.0.1:%d", m.Port()); m.Addr() != want {
+		t.Errorf("Addr() = %q, want %q", m.Addr(), want)
+	}
+	wantMemcached(t, m.Addr(), true)
+
+	if err := m.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	wantMemcached(t, m.Addr(), false)
+	if err := m.Start(); err != nil {
+		t.Fatal(err)
+	}
+	wantMemcached(t, m.Addr(), true)
+
+	if err := m.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	wantMemcached(t, m.Addr(), false)
+	if err := m.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	wantMemcached(t, m.Addr(), true)
+
+	if err := m.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	wantMemcached(t, m.Addr(), false)
+	if err := m.Start(); err != nil {
+		t.Fatal(err)
+	}
+	wantMemcached(t, m.Addr(), true)
+
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	wantMemcached(t, m.Addr(), false)
+	if err := m.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+}
+
+func TestPgBouncer(t *testing.T) {
+	t.Parallel()
+	p, err := testserver.StartPostgres(testserver.PostgresOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := p.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	for _, mode := range []string{"transaction", "session"} {
+		t.Run(mode, func(t *testing.T) {
+			b, err := testserver.StartPgBouncer(p, mode)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() {
+				if err := b.Close(); err != nil {
+					t.Error(err)
+				}
+			})
+			url := b.URL()
+			if want := fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", b.Port()); url != want {
+				t.Errorf("URL() = %q, want %q", url, want)
+			}
+			wantPG(t, url, "select current_user", "postgres")
+			if got := showPoolMode(t, b.Port()); got != mode {
+				t.Errorf("pool_mode = %q, want %q", got, mode)
+			}
+
+			// The pooler follows its upstream through a restart.
+			if err := p.Restart("fast"); err != nil {
+				t.Fatal(err)
+			}
+			wantPG(t, url, "select 1", "1")
+
+			conn := connectPG(t, url)
+			if err := b.Stop(); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := execPG(conn, time.Second, "select 1"); err == nil {
+				t.Error("query on a connection from before Stop succeeded")
+			}
+			wantPGDown(t, url)
+			if err := b.Start(); err != nil {
+				t.Fatal(err)
+			}
+			wantPG(t, url, "select 1", "1")
+
+			if err := b.Pause(); err != nil {
+				t.Fatal(err)
+			}
+			wantPGDown(t, url)
+			if err := b.Resume(); err != nil {
+				t.Fatal(err)
+			}
+			wantPG(t, url, "select 1", "1")
+
+			if err := b.Kill(); err != nil {
+				t.Fatal(err)
+			}
+			wantPGDown(t, url)
+			if err := b.Start(); err != nil {
+				t.Fatal(err)
+			}
+			wantPG(t, url, "select 1", "1")
+
+			if err := b.Close(); err != nil {
+				t.Fatal(err)
+			}
+			wantPGDown(t, url)
+			if err := b.Close(); err != nil {
+				t.Errorf("second Close: %v", err)
+			}
+		})
+	}
+	if _, err := testserver.StartPgBouncer(p, "bogus"); err == nil {
+		t.Error(`StartPgBouncer(p, "bogus") succeeded`)
+	}
+}
+
 func TestSharedServers(t *testing.T) {
 	t.Parallel()
 	pgURL := testserver.PostgresURL(t)
@@ -381,4 +517,51 @@ func wantRedisDown(t *testing.T, url string) {
 	if err := pingRedis(t, url); err == nil {
 		t.Errorf("PING %s succeeded, want the server gone or frozen", url)
 	}
+}
+
+// wantMemcached checks that the server at addr answers the version command
+// within 300ms, or that it does not.
+func wantMemcached(t *testing.T, addr string, up bool) {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", addr, 300*time.Millisecond)
+	if err == nil {
+		defer conn.Close()
+		conn.SetDeadline(time.Now().Add(300 * time.Millisecond))
+		_, err = io.WriteString(conn, "version\r\n")
+		if err == nil {
+			var line string
+			line, err = bufio.NewReader(conn).ReadString('\n')
+			if err == nil && !strings.HasPrefix(line, "VERSION ") {
+				err = fmt.Errorf("reply %q", line)
+			}
+		}
+	}
+	switch {
+	case up && err != nil:
+		t.Fatalf("memcached at %s: %v", addr, err)
+	case !up && err == nil:
+		t.Errorf("memcached at %s answered, want it gone or frozen", addr)
+	}
+}
+
+// showPoolMode returns pool_mode from the admin console of the PgBouncer
+// listening on port.
+func showPoolMode(t *testing.T, port int) string {
+	t.Helper()
+	conn := connectPG(t, fmt.Sprintf("postgres://postgres@127.0.0.1:%d/pgbouncer?sslmode=disable", port))
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	res, err := conn.Exec(ctx, "SHOW CONFIG").ReadAll()
+	if err != nil {
+		t.Fatalf("SHOW CONFIG: %v", err)
+	}
+	for _, r := range res {
+		for _, row := range r.Rows {
+			if len(row) >= 2 && string(row[0]) == "pool_mode" {
+				return string(row[1])
+			}
+		}
+	}
+	t.Fatal("SHOW CONFIG: no pool_mode")
+	return ""
 }
