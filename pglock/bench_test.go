@@ -2,6 +2,7 @@ package pglock_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -12,10 +13,15 @@ import (
 // rawLockSQL is the baseline's lock statement, sent with BEGIN in one batch.
 const rawLockSQL = "select pg_advisory_xact_lock($1)"
 
+// rawSimpleSQL is the lock as pglock sends it, with the simple protocol.
+const rawSimpleSQL = "begin; select pg_advisory_xact_lock(%d)"
+
 // BenchmarkLockUnlock compares a lock and unlock through pglock with the
 // same two round trips written by hand with pgx's default extended protocol
 // (notes §5: "xact pipelined"). pglock uses the simple protocol, which works
-// through PgBouncer whatever the pool's exec mode.
+// through PgBouncer whatever the pool's exec mode; raw-simple writes that by
+// hand, to tell the protocol's cost (the server parses each statement) from
+// pglock's own.
 func BenchmarkLockUnlock(b *testing.B) {
 	ctx := context.Background()
 	pool := newPool(b, 2, pgx.QueryExecModeCacheStatement)
@@ -35,6 +41,23 @@ func BenchmarkLockUnlock(b *testing.B) {
 				b.Fatal(err)
 			}
 			if _, err := c.Exec(ctx, "commit"); err != nil {
+				b.Fatal(err)
+			}
+			c.Release()
+		}
+	})
+	b.Run("raw-simple", func(b *testing.B) {
+		lock := fmt.Sprintf(rawSimpleSQL, id)
+		b.ReportAllocs()
+		for b.Loop() {
+			c, err := pool.Acquire(ctx)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := c.Conn().PgConn().Exec(ctx, lock).ReadAll(); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := c.Conn().PgConn().Exec(ctx, "commit").ReadAll(); err != nil {
 				b.Fatal(err)
 			}
 			c.Release()

@@ -4,16 +4,17 @@ import (
 	"context"
 	"fmt"
 	"log"
-	"os"
+	"testing"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/pgflight/pgflight/internal/testserver"
 	"github.com/pgflight/pgflight/pglock"
 )
 
 func Example() {
 	ctx := context.Background()
-	pool, err := pgxpool.New(ctx, os.Getenv("PGFLIGHT_TEST_DATABASE_URL"))
+	pool, err := pgxpool.New(ctx, databaseURL()) // e.g. os.Getenv("DATABASE_URL")
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -35,3 +36,14 @@ func Example() {
 	}
 	// Output: holding the lock: re-check the cache, compute, store
 }
+
+// exampleTB lets examples use the shared test server, which reports
+// failures through a testing.TB.
+type exampleTB struct{ testing.TB }
+
+func (exampleTB) Helper()                      {}
+func (exampleTB) Fatalf(f string, args ...any) { panic(fmt.Sprintf(f, args...)) }
+
+// databaseURL returns the URL of the examples' database: the shared test
+// server's (PGFLIGHT_TEST_DATABASE_URL, or one started for the test binary).
+func databaseURL() string { return testserver.PostgresURL(exampleTB{}) }

@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/pgflight/pgflight"
+	"github.com/pgflight/pgflight/internal/testserver"
 	"github.com/pgflight/pgflight/pglock"
 )
 
@@ -34,7 +35,7 @@ var appSeq atomic.Int64
 // Each tweak then adjusts the pool's config.
 func newPool(tb testing.TB, maxConns int32, mode pgx.QueryExecMode, tweaks ...func(*pgxpool.Config)) *pgxpool.Pool {
 	tb.Helper()
-	cfg, err := pgxpool.ParseConfig(postgresURL(tb))
+	cfg, err := pgxpool.ParseConfig(testserver.PostgresURL(tb))
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -263,7 +264,7 @@ func TestUnlockCancelledContext(t *testing.T) {
 	pool := newPool(t, 4, pgx.QueryExecModeCacheStatement)
 	l := pglock.New(pool)
 	id := randomID()
-	other, err := pgx.Connect(context.Background(), postgresURL(t))
+	other, err := pgx.Connect(context.Background(), testserver.PostgresURL(t))
 	if err != nil {
 		t.Fatal(err)
 	}
