@@ -1,10 +1,10 @@
 // Package memstore is an in-process [pgflight.Cache]: values live in this
 // process's memory, in an otter cache bounded by their total size.
 //
-// It is what pgflight uses when Config.Cache is nil. It suits a single
-// process, and tests that need no server. Processes do not share it, so in
-// a fleet each one computes every value once for itself; share a
-// redisstore.Store instead to compute each value once across the fleet.
+// It suits a single process that wants a cache bounded in bytes, and tests
+// that need no server. Processes do not share it, so in a fleet each one
+// computes every value once for itself; share a redisstore.Store instead to
+// compute each value once across the fleet.
 //
 //	s := memstore.New(memstore.WithMaxBytes(256 << 20))
 //	defer s.Close()
@@ -22,4 +22,7 @@
 //
 // memstore does not import pgflight; it implements [pgflight.Cache] and
 // [pgflight.Deleter] by their method sets alone.
+//
+// [pgflight.Cache]: https://pkg.go.dev/github.com/pgflight/pgflight#Cache
+// [pgflight.Deleter]: https://pkg.go.dev/github.com/pgflight/pgflight#Deleter
 package memstore

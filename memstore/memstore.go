@@ -88,8 +88,9 @@ func (s *Store) Len() int {
 
 // Close stops the goroutine that otter runs to remove expired entries, and
 // waits for it to return. The Store remains usable: an expired entry is
-// still never returned, but is removed only when a later write makes otter
-// clean up. Close always returns nil, and later calls do nothing.
+// still never returned, but is removed only by the maintenance otter runs
+// after later reads and writes. Close always returns nil, and later calls
+// do nothing.
 //
 // Close need not be called: the goroutine also stops once the Store is
 // garbage. In a testing/synctest bubble, call Close before the bubble's

@@ -36,9 +36,9 @@
 // the socket's deadline, which is ctx's deadline only if the client has
 // redis.Options.ContextTimeoutEnabled; otherwise, and for a ctx cancelled
 // without a deadline, it is the client's ReadTimeout (default 5 seconds).
-// So that a stalled server costs a caller with a deadline no more than its
-// deadline, give the client ContextTimeoutEnabled, and a ReadTimeout that
-// bounds the wait of the rest:
+// So that a stalled server costs a caller no more than its deadline, give
+// the client ContextTimeoutEnabled, and a ReadTimeout short enough for the
+// callers that have none:
 //
 //	rdb := redis.NewClient(&redis.Options{
 //		Addr:                  addr,

@@ -9,6 +9,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/pgflight/pgflight"
+	"github.com/pgflight/pgflight/internal/testserver"
 	"github.com/pgflight/pgflight/redisstore"
 )
 
@@ -101,6 +102,5 @@ type exampleTB struct{ testing.TB }
 
 func (exampleTB) Helper()                      {}
 func (exampleTB) Fatalf(f string, args ...any) { panic(fmt.Sprintf(f, args...)) }
-func (exampleTB) Fatal(args ...any)            { panic(fmt.Sprint(args...)) }
 
-func exampleRedisURL() string { return redisURL(exampleTB{}) }
+func exampleRedisURL() string { return testserver.RedisURL(exampleTB{}) }

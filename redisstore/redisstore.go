@@ -68,10 +68,23 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 // reports a deadline that cut a command short as a bare "i/o timeout", which
 // errors.Is would not match with context.DeadlineExceeded.
 func wrap(ctx context.Context, op string, err error) error {
-	if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
+	if cerr := ctxErr(ctx); cerr != nil && !errors.Is(err, cerr) {
 		return fmt.Errorf("redisstore: %s: %w: %w", op, cerr, err)
 	}
 	return fmt.Errorf("redisstore: %s: %w", op, err)
+}
+
+// ctxErr is ctx.Err(), or context.DeadlineExceeded once ctx's deadline has
+// passed: the socket deadline go-redis sets from it may fire before the
+// timer that makes ctx.Err() report it.
+func ctxErr(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
+		return context.DeadlineExceeded
+	}
+	return nil
 }
 
 // key returns the Redis key for key. Without a prefix, it is key itself, and

@@ -2,6 +2,7 @@ package redisstore_test
 
 import (
 	"context"
+	"errors"
 	"net"
 	"slices"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/pgflight/pgflight"
+	"github.com/pgflight/pgflight/internal/testserver"
 	"github.com/pgflight/pgflight/redisstore"
 	"github.com/pgflight/pgflight/storetest"
 )
@@ -25,7 +27,7 @@ var (
 // newClient returns a client of the test server, closed when tb ends.
 func newClient(tb testing.TB) *redis.Client {
 	tb.Helper()
-	opt, err := redis.ParseURL(redisURL(tb))
+	opt, err := redis.ParseURL(testserver.RedisURL(tb))
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -50,7 +52,7 @@ func TestStoreWithPrefix(t *testing.T) {
 // as an application configured for Sentinel or Cluster would build its
 // client; with one address and no master name it makes a *redis.Client.
 func TestStoreUniversalClient(t *testing.T) {
-	opt, err := redis.ParseURL(redisURL(t))
+	opt, err := redis.ParseURL(testserver.RedisURL(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,5 +196,40 @@ func TestDeadServer(t *testing.T) {
 		t.Error("Delete = nil, want an error")
 	} else if !strings.HasPrefix(err.Error(), "redisstore: delete: ") {
 		t.Errorf("Delete error = %q, want it to start with %q", err, "redisstore: delete: ")
+	}
+}
+
+// TestStalledServer freezes the server while a Get waits for its reply: with
+// ContextTimeoutEnabled, the Get ends at ctx's deadline with an error that
+// wraps context.DeadlineExceeded, and the Store works again once the server
+// does.
+func TestStalledServer(t *testing.T) {
+	srv, err := testserver.StartRedis()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr(), ContextTimeoutEnabled: true, MaxRetries: -1})
+	defer rdb.Close()
+	s := redisstore.New(rdb)
+	if err := s.Set(t.Context(), "k", []byte("v"), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := srv.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+	defer cancel()
+	val, ok, err := s.Get(ctx, "k")
+	if !errors.Is(err, context.DeadlineExceeded) || ok || val != nil {
+		t.Errorf("Get from a frozen server = %q, %v, %v; want nil, false, an error wrapping context.DeadlineExceeded", val, ok, err)
+	}
+
+	if err := srv.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	if val, ok, err := s.Get(t.Context(), "k"); string(val) != "v" || !ok || err != nil {
+		t.Errorf("Get after the server resumed = %q, %v, %v; want %q, true, nil", val, ok, err, "v")
 	}
 }

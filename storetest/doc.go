@@ -17,7 +17,8 @@
 // bytes and size (empty, every byte value, 1 MiB), and replaces the previous
 // one. Keys of any bytes and length (spaces, newlines, NUL, invalid UTF-8,
 // 10 KiB) never share a value. An entry disappears once its TTL has passed,
-// and not before. The slice Get returns belongs to the caller. Concurrent
+// while one with a longer TTL stays. The slice Get returns belongs to the
+// caller. Concurrent
 // readers never see a torn value. A cancelled context gives either a result
 // or an error wrapping [context.Canceled], never a wrong value. If the cache
 // is a [pgflight.Deleter], Delete removes an entry and ignores a missing one.
