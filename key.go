@@ -22,6 +22,17 @@ func checkKey(key string) error {
 // cacheKey returns the key under which the Cache stores key's entry.
 func cacheKey(namespace, key string) string { return namespace + ":" + key }
 
+// LockID returns the lock id that Groups with the given namespace use for
+// key, as passed to [Locker.Lock]. It is stable across processes, releases
+// and platforms, so operators can find a key's lock in pg_locks (pglock
+// uses it as a bigint advisory lock key).
+func LockID(namespace, key string) int64 {
+	if namespace == "" {
+		namespace = defaultNamespace
+	}
+	return lockID(namespace, key)
+}
+
 // lockID returns the advisory lock id of key in namespace: the first 8 bytes
 // of SHA-256 over a versioned prefix, the namespace's length, the namespace
 // and the key. SHA-256 mixes every input bit into every output bit, and the

@@ -1,0 +1,83 @@
+package pgflight
+
+import (
+	"bytes"
+	"testing"
+	"time"
+)
+
+func TestEntryRoundTrip(t *testing.T) {
+	e := entry{flags: flagNil, computedAt: 1, freshUntil: 1 + int64(time.Hour), took: 3 * time.Millisecond, payload: []byte("payload")}
+	got, err := parseEntry(appendEntry(nil, e))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.flags != e.flags || got.computedAt != e.computedAt || got.freshUntil != e.freshUntil || got.took != e.took || !bytes.Equal(got.payload, e.payload) {
+		t.Errorf("round trip = %+v, want %+v", got, e)
+	}
+}
+
+func TestParseEntryRejects(t *testing.T) {
+	good := appendEntry(nil, entry{computedAt: 5, freshUntil: 10})
+	cases := []struct {
+		name string
+		b    []byte
+	}{
+		{"empty", nil},
+		{"short", good[:envHeaderSize-1]},
+		{"foreign", []byte(`{"json":true}`)},
+		{"version 2", append([]byte{envMagic, 2}, good[2:]...)},
+		{"fresh before computed", appendEntry(nil, entry{computedAt: 10, freshUntil: 5})},
+		{"negative duration", appendEntry(nil, entry{computedAt: 1, freshUntil: 2, took: -1})},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := parseEntry(tc.b); err == nil {
+				t.Errorf("parseEntry(% x) succeeded", tc.b)
+			}
+		})
+	}
+}
+
+// FuzzParseEntry checks that no input makes the decoder panic, and that
+// whatever it accepts re-encodes to the same bytes.
+func FuzzParseEntry(f *testing.F) {
+	f.Add(appendEntry(nil, entry{computedAt: 1, freshUntil: 2, payload: []byte(`"x"`)}))
+	f.Add([]byte{envMagic, envVersion})
+	f.Add([]byte("garbage"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		e, err := parseEntry(b)
+		if err != nil {
+			return
+		}
+		if again := appendEntry(nil, e); !bytes.Equal(again, b) {
+			t.Errorf("re-encoded % x, want % x", again, b)
+		}
+		for _, dec := range []func(Codec, entry) (any, error){
+			typed[string]{}.decode, typed[[]byte]{}.decode, typed[map[string]int]{}.decode,
+		} {
+			dec(JSONCodec{}, e) // must not panic
+		}
+	})
+}
+
+// FuzzKeys checks that any key maps to its own cache key and a stable id.
+func FuzzKeys(f *testing.F) {
+	f.Add("ns", "key")
+	f.Add("", "\x00")
+	f.Add("a:b", "c")
+	f.Fuzz(func(t *testing.T, ns, key string) {
+		if err := checkKey(key); (err != nil) != (key == "") {
+			t.Errorf("checkKey(%q) = %v", key, err)
+		}
+		if lockID(ns, key) != lockID(ns, key) {
+			t.Error("lockID is not deterministic")
+		}
+		if ck := cacheKey(ns, key); len(ck) != len(ns)+1+len(key) {
+			t.Errorf("cacheKey(%q, %q) = %q", ns, key, ck)
+		}
+		if key != "" && lockID(ns, key) == lockID(ns+key[:1], key[1:]) {
+			t.Errorf("lockID(%q, %q) collides with a shifted boundary", ns, key)
+		}
+	})
+}

@@ -1,0 +1,382 @@
+package pgflight_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/pgflight/pgflight"
+	"github.com/pgflight/pgflight/internal/testserver"
+	"github.com/pgflight/pgflight/pglock"
+	"github.com/pgflight/pgflight/redisstore"
+)
+
+// The multi-process tests re-execute the test binary as worker processes
+// (TestMain dispatches on childEnv). Workers report on stdout, one line per
+// event, and start work together when the parent writes a line to their
+// stdin: a barrier across processes.
+const (
+	childEnv  = "PGFLIGHT_CHILD"
+	childNS   = "PGFLIGHT_CHILD_NAMESPACE"
+	childKey  = "PGFLIGHT_CHILD_KEY"
+	childG    = "PGFLIGHT_CHILD_GOROUTINES"
+	childDB   = "PGFLIGHT_TEST_DATABASE_URL"
+	childRDB  = "PGFLIGHT_TEST_REDIS_URL"
+	resultTag = "result "
+)
+
+// childResult is what a worker reports when it is done.
+type childResult struct {
+	Values       map[string]int // value returned → how many calls returned it
+	Errors       []string
+	Computations uint64
+	Received     uint64
+	Acquired     int32 // pool connections still acquired at the end
+}
+
+// worker is a running child process.
+type worker struct {
+	cmd    *exec.Cmd
+	stdin  *os.File
+	lines  chan string
+	result chan childResult
+}
+
+// startWorkers starts n workers of the given kind and waits until each
+// says it is ready.
+func startWorkers(t *testing.T, n int, kind, ns, key string, goroutines int) []*worker {
+	t.Helper()
+	env := append(os.Environ(),
+		childEnv+"="+kind, childNS+"="+ns, childKey+"="+key, childG+"="+strconv.Itoa(goroutines),
+		childDB+"="+testserver.PostgresURL(t), childRDB+"="+testserver.RedisURL(t))
+	ws := make([]*worker, n)
+	for i := range ws {
+		r, w, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = env
+		cmd.Stdin = r
+		cmd.Stderr = os.Stderr
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		r.Close()
+		wk := &worker{cmd: cmd, stdin: w, lines: make(chan string, 100), result: make(chan childResult, 1)}
+		go func() {
+			sc := bufio.NewScanner(out)
+			sc.Buffer(nil, 1<<20)
+			for sc.Scan() {
+				line := sc.Text()
+				if res, ok := strings.CutPrefix(line, resultTag); ok {
+					var cr childResult
+					if err := json.Unmarshal([]byte(res), &cr); err != nil {
+						t.Errorf("worker %d: bad result %q", cmd.Process.Pid, res)
+					}
+					wk.result <- cr
+					continue
+				}
+				wk.lines <- line
+			}
+			close(wk.lines)
+		}()
+		t.Cleanup(func() {
+			cmd.Process.Kill()
+			cmd.Wait()
+		})
+		ws[i] = wk
+	}
+	for _, wk := range ws {
+		if line := <-wk.lines; line != "ready" {
+			t.Fatalf("worker said %q, want ready", line)
+		}
+	}
+	return ws
+}
+
+// release lets every worker start at once.
+func release(ws []*worker) {
+	for _, wk := range ws {
+		wk.stdin.WriteString("go\n")
+	}
+}
+
+// results waits for the workers' reports.
+func results(t *testing.T, ws []*worker) []childResult {
+	t.Helper()
+	var out []childResult
+	for _, wk := range ws {
+		select {
+		case r := <-wk.result:
+			out = append(out, r)
+		case <-time.After(2 * time.Minute):
+			t.Fatalf("worker %d never reported", wk.cmd.Process.Pid)
+		}
+	}
+	return out
+}
+
+// Behaviour 3 and issue #2 (a): 6 processes x 40 goroutines on one cold key
+// compute exactly once and all return the same value.
+func TestMultiProcessStampedeComputesOnce(t *testing.T) {
+	ns := namespace(t)
+	ws := startWorkers(t, 6, "stampede", ns, "cold", 40)
+	release(ws)
+	values := map[string]int{}
+	var computations uint64
+	for _, r := range results(t, ws) {
+		for _, e := range r.Errors {
+			t.Errorf("worker error: %s", e)
+		}
+		for v, n := range r.Values {
+			values[v] += n
+		}
+		computations += r.Computations
+	}
+	if computations != 1 {
+		t.Errorf("computations across processes = %d, want 1", computations)
+	}
+	if len(values) != 1 {
+		t.Errorf("distinct values = %v, want one", values)
+	}
+	for v, n := range values {
+		if n != 6*40 {
+			t.Errorf("value %q returned %d times, want %d", v, n, 6*40)
+		}
+	}
+	if n := redisCounter(t, ns); n != 1 {
+		t.Errorf("fn ran %d times (Redis counter), want 1", n)
+	}
+}
+
+// Issue #2 (b): the lock holder is SIGKILLed mid-computation; a waiter in
+// another process takes over and returns its own computed value.
+func TestMultiProcessHolderKilled(t *testing.T) {
+	ns := namespace(t)
+	ws := startWorkers(t, 4, "holdforever", ns, "k", 5)
+	pool := newPool(t)
+	release(ws)
+	// The first process whose fn runs says so and blocks forever.
+	holder := waitForLine(t, ws, "computing")
+	eventually(t, "the other processes wait for the holder", func() bool {
+		var n int
+		pool.QueryRow(context.Background(), "select count(*) from pg_locks where locktype = 'advisory' and not granted").Scan(&n)
+		return n == 3
+	})
+	if err := holder.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	var survivors []*worker
+	for _, wk := range ws {
+		if wk != holder {
+			survivors = append(survivors, wk)
+		}
+	}
+	values := map[string]int{}
+	for _, r := range results(t, survivors) {
+		for _, e := range r.Errors {
+			t.Errorf("survivor error: %s", e)
+		}
+		for v, n := range r.Values {
+			values[v] += n
+		}
+	}
+	if len(values) != 1 {
+		t.Fatalf("survivors' values = %v, want one", values)
+	}
+	for v, n := range values {
+		if !strings.HasPrefix(v, "computed by ") || n != 3*5 {
+			t.Errorf("value %q returned %d times, want a survivor's value %d times", v, n, 3*5)
+		}
+	}
+	if n := redisCounter(t, ns); n != 2 {
+		t.Errorf("fn ran %d times, want 2 (the killed holder, one survivor)", n)
+	}
+	eventually(t, "no advisory lock is left", func() bool { return advisoryLocks(t, pool) == 0 })
+}
+
+// Issue #2 (c): a storm of successes, errors, panics and cancellations over
+// a few dozen keys leaves no advisory lock held.
+func TestMultiProcessStormLeavesNoLocks(t *testing.T) {
+	ns := namespace(t)
+	ws := startWorkers(t, 4, "storm", ns, "", 8)
+	release(ws)
+	for _, r := range results(t, ws) {
+		for _, e := range r.Errors {
+			t.Errorf("worker error: %s", e)
+		}
+		if r.Acquired != 0 {
+			t.Errorf("a worker ended with %d pool connections acquired, want 0", r.Acquired)
+		}
+	}
+	pool := newPool(t)
+	if n := advisoryLocks(t, pool); n != 0 {
+		t.Errorf("advisory locks after the storm = %d, want 0", n)
+	}
+}
+
+func waitForLine(t *testing.T, ws []*worker, want string) *worker {
+	t.Helper()
+	found := make(chan *worker, len(ws))
+	for _, wk := range ws {
+		go func() {
+			for line := range wk.lines {
+				if line == want {
+					found <- wk
+					return
+				}
+			}
+		}()
+	}
+	select {
+	case wk := <-found:
+		return wk
+	case <-time.After(time.Minute):
+		t.Fatalf("no worker said %q", want)
+		return nil
+	}
+}
+
+// redisCounter returns the count of fn calls that workers of ns made.
+func redisCounter(t *testing.T, ns string) int64 {
+	n, err := newRedis(t).Get(context.Background(), ns+":calls").Int64()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// childMain is a worker process's main.
+func childMain() int {
+	ctx := context.Background()
+	pcfg, err := pgxpool.ParseConfig(os.Getenv(childDB))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	pcfg.MaxConns = 20 // pglock's default cap is then 10 connections
+	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	defer pool.Close()
+	opt, err := redis.ParseURL(os.Getenv(childRDB))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	rdb := redis.NewClient(opt)
+	defer rdb.Close()
+	ns, key := os.Getenv(childNS), os.Getenv(childKey)
+	goroutines, _ := strconv.Atoi(os.Getenv(childG))
+	g, err := pgflight.New(pgflight.Config{Namespace: ns, Cache: redisstore.New(rdb), Locker: pglock.New(pool)})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	var out sync.Mutex
+	say := func(s string) {
+		out.Lock()
+		fmt.Println(s)
+		out.Unlock()
+	}
+	calls := func() int64 { return rdb.Incr(ctx, ns+":calls").Val() }
+	pid := os.Getpid()
+
+	say("ready")
+	bufio.NewReader(os.Stdin).ReadString('\n')
+
+	var mu sync.Mutex
+	res := childResult{Values: map[string]int{}}
+	record := func(v string, err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			res.Errors = append(res.Errors, err.Error())
+			return
+		}
+		res.Values[v]++
+	}
+	switch os.Getenv(childEnv) {
+	case "stampede":
+		run(goroutines, func(int) {
+			record(pgflight.Fetch(ctx, g, key, func(context.Context) (string, error) {
+				calls()
+				time.Sleep(200 * time.Millisecond) // the expensive work
+				return fmt.Sprintf("computed by %d", pid), nil
+			}))
+		})
+	case "holdforever":
+		run(goroutines, func(int) {
+			record(pgflight.Fetch(ctx, g, key, func(context.Context) (string, error) {
+				if calls() == 1 {
+					say("computing")
+					select {} // until SIGKILL
+				}
+				return fmt.Sprintf("computed by %d", pid), nil
+			}))
+		})
+	case "storm":
+		run(goroutines, func(i int) {
+			rng := rand.New(rand.NewPCG(uint64(pid), uint64(i)))
+			for range 60 {
+				k := fmt.Sprintf("k%d", rng.IntN(30))
+				cctx, cancel := context.WithTimeout(ctx, time.Duration(rng.IntN(30))*time.Millisecond)
+				var opts []pgflight.Option
+				if rng.IntN(5) == 0 {
+					opts = append(opts, pgflight.WithForceRefresh())
+				}
+				// fn may outlive this caller's loop iteration, so it
+				// draws nothing from rng itself.
+				mode, work := rng.IntN(4), time.Duration(rng.IntN(20))*time.Millisecond
+				_, err := pgflight.Fetch(cctx, g, k, func(ctx context.Context) (string, error) {
+					switch mode {
+					case 0:
+						return "", errBoom
+					case 1:
+						panic("storm")
+					case 2:
+						select {
+						case <-time.After(work):
+						case <-ctx.Done():
+							return "", ctx.Err()
+						}
+					}
+					return k, nil
+				}, append(opts, pgflight.WithTTL(time.Duration(1+rng.IntN(50))*time.Millisecond))...)
+				cancel()
+				var pe *pgflight.PanicError
+				if err != nil && !errors.Is(err, errBoom) && !errors.As(err, &pe) && !errors.Is(err, context.DeadlineExceeded) {
+					record("", err)
+				}
+			}
+		})
+	}
+	g.Close()
+	s := g.Stats()
+	res.Computations, res.Received = s.Computations, s.Received
+	res.Acquired = pool.Stat().AcquiredConns()
+	b, _ := json.Marshal(res)
+	say(resultTag + string(b))
+	return 0
+}
