@@ -115,6 +115,21 @@ func TestPostgres(t *testing.T) {
 		wantPG(t, url, "select 1", "1")
 	})
 
+	t.Run("StopPaused", func(t *testing.T) {
+		connectPG(t, url)
+		if err := p.Pause(); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Stop(); err != nil {
+			t.Fatal(err)
+		}
+		wantPGDown(t, url)
+		if err := p.Start(); err != nil {
+			t.Fatal(err)
+		}
+		wantPG(t, url, "select 1", "1")
+	})
+
 	t.Run("Restart", func(t *testing.T) {
 		for _, mode := range []string{"fast", "immediate"} {
 			conn := connectPG(t, url)
@@ -395,15 +410,40 @@ func TestURLFromEnv(t *testing.T) {
 	}
 }
 
+// TestMissingBinary runs a child test binary that cannot find
+// redis-server: RedisURL must fail the test, name the package, not skip.
+func TestMissingBinary(t *testing.T) {
+	t.Parallel()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestChild$", "-test.count=1", "-test.v")
+	cmd.Env = slices.DeleteFunc(os.Environ(), func(kv string) bool {
+		return strings.HasPrefix(kv, testserver.RedisURLEnv+"=") || strings.HasPrefix(kv, "PATH=")
+	})
+	cmd.Env = append(cmd.Env, childEnv+"=redis", "PATH=/nonexistent")
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		t.Fatalf("child passed without redis-server in PATH:\n%s", out)
+	}
+	for _, want := range []string{"--- FAIL: TestChild", "apt-get install -y redis-server"} {
+		if !bytes.Contains(out, []byte(want)) {
+			t.Errorf("child output lacks %q:\n%s", want, out)
+		}
+	}
+	if bytes.Contains(out, []byte("SKIP")) {
+		t.Errorf("child skipped:\n%s", out)
+	}
+}
+
 const childEnv = "PGFLIGHT_TESTSERVER_CHILD"
 
-// TestChild prints the shared servers' URLs when runChild runs it in a
-// child process, and does nothing otherwise.
+// TestChild does what runChild or TestMissingBinary asks of it in a child
+// process, and nothing otherwise.
 func TestChild(t *testing.T) {
-	if os.Getenv(childEnv) == "" {
-		return
+	switch os.Getenv(childEnv) {
+	case "urls":
+		fmt.Printf("url=%s\nurl=%s\n", testserver.PostgresURL(t), testserver.RedisURL(t))
+	case "redis":
+		testserver.RedisURL(t)
 	}
-	fmt.Printf("url=%s\nurl=%s\n", testserver.PostgresURL(t), testserver.RedisURL(t))
 }
 
 // runChild re-runs the test binary as TestChild with env and returns the
@@ -411,7 +451,7 @@ func TestChild(t *testing.T) {
 func runChild(t *testing.T, env []string) []string {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestChild$", "-test.count=1")
-	cmd.Env = append(env, childEnv+"=1")
+	cmd.Env = append(env, childEnv+"=urls")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
