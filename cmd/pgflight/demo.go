@@ -88,7 +88,8 @@ flags:
 		wstderr = &lockedWriter{w: stderr} // written by every worker's copier
 	}
 	f := &fleet{exe: exe, procs: d.procs, goroutines: d.goroutines, compute: d.compute,
-		pg: d.pg, redis: d.redis, app: app, monitor: monitor, stderr: wstderr}
+		pg: d.pg, redis: d.redis, app: app, monitor: monitor, stderr: wstderr,
+		ready: readyTimeout, slack: runSlack}
 
 	fmt.Fprintf(stdout, "pgflight demo: %d processes x %d goroutines ask for one cold key at once; computing it takes %v; PostgreSQL %s; Redis %s\n",
 		d.procs, d.goroutines, d.compute, d.pg, d.redis)

@@ -20,7 +20,7 @@ import (
 // is killed, and the demo fails.
 const (
 	readyTimeout = 30 * time.Second // from start until every worker is ready
-	runSlack     = 30 * time.Second // from release until every worker exits, plus 10 computations
+	runSlack     = 30 * time.Second // from release until every worker has exited, plus 10 computations
 )
 
 // A fleet runs one mode of the demo in worker processes: re-executions of
@@ -33,8 +33,12 @@ type fleet struct {
 	pg         pgTarget
 	redis      redisTarget
 	app        string    // application_name of the workers' PostgreSQL sessions
-	monitor    *pgx.Conn // samples the workers' sessions
+	monitor    *pgx.Conn // samples the workers' sessions; nil samples nothing
 	stderr     io.Writer // the workers' stderr
+
+	// ready bounds the wait for every worker to be ready, and slack that
+	// for every worker to exit after the release, beyond 10 computations.
+	ready, slack time.Duration
 }
 
 // A workerProc is a running worker process.
@@ -67,7 +71,7 @@ func (f *fleet) run(ctx context.Context, mode, namespace string) (*modeResult, e
 		procs = append(procs, p)
 	}
 
-	rctx, cancel := context.WithTimeout(ctx, readyTimeout)
+	rctx, cancel := context.WithTimeout(ctx, f.ready)
 	defer cancel()
 	for _, p := range procs {
 		line, err := p.next(rctx)
@@ -85,7 +89,7 @@ func (f *fleet) run(ctx context.Context, mode, namespace string) (*modeResult, e
 		p.stdin.Close()
 	}
 
-	wctx, cancel := context.WithTimeout(ctx, runSlack+10*f.compute)
+	wctx, cancel := context.WithTimeout(ctx, f.slack+10*f.compute)
 	defer cancel()
 	res := &modeResult{mode: mode}
 	for _, p := range procs {
@@ -205,67 +209,6 @@ func (p *workerProc) kill() {
 	}
 	p.cmd.Process.Kill()
 	p.exited <- <-p.exited
-}
-
-// countSQL counts the PostgreSQL sessions of the demo's workers.
-const countSQL = "select count(*) from pg_stat_activity where application_name = $1"
-
-// sampleEvery is how often a sampler counts sessions.
-const sampleEvery = 2 * time.Millisecond
-
-// A sampler records the peak number of sessions named app.
-type sampler struct {
-	stopc chan struct{}
-	done  chan struct{}
-	peak  int
-	err   error
-}
-
-// startSampler counts the sessions named app on conn every sampleEvery
-// until stop. A nil conn samples nothing, and stop then returns -1.
-func startSampler(conn *pgx.Conn, app string) *sampler {
-	s := &sampler{stopc: make(chan struct{}), done: make(chan struct{}), peak: -1}
-	if conn == nil {
-		close(s.done)
-		return s
-	}
-	s.peak = 0
-	go func() {
-		defer close(s.done)
-		t := time.NewTicker(sampleEvery)
-		defer t.Stop()
-		for {
-			// A context of its own: a query interrupted by cancellation
-			// would cost the connection, which the next mode needs.
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			var n int
-			err := conn.QueryRow(ctx, countSQL, app).Scan(&n)
-			cancel()
-			if err != nil {
-				s.err = err
-				return
-			}
-			s.peak = max(s.peak, n)
-			select {
-			case <-t.C:
-			case <-s.stopc:
-				return
-			}
-		}
-	}()
-	return s
-}
-
-// stop ends the sampling and returns the peak, or the error that ended it
-// early. Calling it again returns the same.
-func (s *sampler) stop() (int, error) {
-	select {
-	case <-s.stopc:
-	default:
-		close(s.stopc)
-	}
-	<-s.done
-	return s.peak, s.err
 }
 
 // A lockedWriter serialises writes, so that several workers' stderr can
