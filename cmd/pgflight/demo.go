@@ -61,34 +61,44 @@ flags:
 
 	runID := newRunID()
 	app := "pgflight-demo-" + runID
+	redisErr := make(chan error, 1)
+	go func() { redisErr <- probeRedis(ctx, d.redis) }()
 	monitor, pgErr := probePostgres(ctx, d.pg, app+"-monitor")
 	if monitor != nil {
-		defer monitor.Close(context.WithoutCancel(ctx))
+		defer func() {
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), probeTimeout)
+			defer cancel()
+			monitor.Close(cctx)
+		}()
 	}
-	redisErr := probeRedis(ctx, d.redis)
+	rErr := <-redisErr
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if pgErr != nil || redisErr != nil {
+	if pgErr != nil || rErr != nil {
 		if pgErr != nil {
 			fmt.Fprintf(stdout, "PostgreSQL is not reachable at %s (%s): %s\n", d.pg, d.pg.source, oneLine(pgErr))
 		}
-		if redisErr != nil {
-			fmt.Fprintf(stdout, "Redis is not reachable at %s (%s): %s\n", d.redis, d.redis.source, oneLine(redisErr))
+		if rErr != nil {
+			fmt.Fprintf(stdout, "Redis is not reachable at %s (%s): %s\n", d.redis, d.redis.source, oneLine(rErr))
 		}
 		return demoInProcess(ctx, d, stdout)
 	}
+	return demoFleet(ctx, d, app, monitor, stdout, stderr)
+}
 
+// demoFleet is the demo proper: each mode in turn in d.procs worker
+// processes, whose PostgreSQL sessions, named app, monitor counts.
+func demoFleet(ctx context.Context, d demoFlags, app string, monitor *pgx.Conn, stdout, stderr io.Writer) error {
 	exe, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("demo: find this binary to start workers: %w", err)
 	}
-	var wstderr io.Writer = stderr
 	if _, ok := stderr.(*os.File); !ok {
-		wstderr = &lockedWriter{w: stderr} // written by every worker's copier
+		stderr = &lockedWriter{w: stderr} // written by every worker's copier
 	}
 	f := &fleet{exe: exe, procs: d.procs, goroutines: d.goroutines, compute: d.compute,
-		pg: d.pg, redis: d.redis, app: app, monitor: monitor, stderr: wstderr,
+		pg: d.pg, redis: d.redis, app: app, monitor: monitor, stderr: stderr,
 		ready: readyTimeout, slack: runSlack}
 
 	fmt.Fprintf(stdout, "pgflight demo: %d processes x %d goroutines ask for one cold key at once; computing it takes %v; PostgreSQL %s; Redis %s\n",
@@ -146,7 +156,9 @@ func probePostgres(ctx context.Context, t pgTarget, app string) (*pgx.Conn, erro
 	defer cancel()
 	var n int
 	if err := conn.QueryRow(pctx, countSQL, app).Scan(&n); err != nil {
-		conn.Close(context.WithoutCancel(ctx))
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), probeTimeout)
+		defer cancel()
+		conn.Close(cctx)
 		return nil, err
 	}
 	return conn, nil

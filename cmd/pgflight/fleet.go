@@ -45,8 +45,9 @@ type fleet struct {
 type workerProc struct {
 	cmd    *exec.Cmd
 	stdin  *os.File
-	lines  chan string // the worker's stdout; closed at its end
-	exited chan error  // cmd.Wait's result
+	lines  chan string   // the worker's stdout; closed at its end
+	exited chan error    // cmd.Wait's result
+	gone   chan struct{} // closed by kill: nobody reads lines any more
 }
 
 // run starts f.procs workers for mode, waits until all are ready, releases
@@ -141,14 +142,19 @@ func (f *fleet) start(mode, namespace string) (*workerProc, error) {
 		outR.Close()
 		return nil, fmt.Errorf("start worker: %w", err)
 	}
-	p := &workerProc{cmd: cmd, stdin: inW, lines: make(chan string, 2), exited: make(chan error, 1)}
+	p := &workerProc{cmd: cmd, stdin: inW, lines: make(chan string, 2),
+		exited: make(chan error, 1), gone: make(chan struct{})}
 	go func() {
 		defer outR.Close()
 		defer close(p.lines)
 		sc := bufio.NewScanner(outR)
 		sc.Buffer(nil, 64<<20) // a report holds every latency
 		for sc.Scan() {
-			p.lines <- sc.Text()
+			select {
+			case p.lines <- sc.Text():
+			case <-p.gone:
+				return
+			}
 		}
 	}()
 	go func() { p.exited <- cmd.Wait() }()
@@ -200,6 +206,7 @@ func (p *workerProc) wait(ctx context.Context) error {
 
 // kill kills the worker if it is still running, and reaps it.
 func (p *workerProc) kill() {
+	close(p.gone)
 	p.stdin.Close()
 	select {
 	case err := <-p.exited:
