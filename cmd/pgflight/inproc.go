@@ -57,6 +57,7 @@ type mapCache struct {
 	m  map[string]string
 }
 
+// get returns key's value, if set.
 func (c *mapCache) get(key string) (string, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -64,6 +65,7 @@ func (c *mapCache) get(key string) (string, bool) {
 	return v, ok
 }
 
+// set stores v under key.
 func (c *mapCache) set(key, v string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()

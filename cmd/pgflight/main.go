@@ -29,6 +29,7 @@ import (
 	"syscall"
 )
 
+// main runs the command line, and on failure reports it and exits 1.
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)

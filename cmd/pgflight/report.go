@@ -102,11 +102,14 @@ func conclusion(results []*modeResult, procs int) string {
 	if pgf == nil || none == nil || local == nil {
 		return ""
 	}
-	d := pgf.percentile(0.5) - local.percentile(0.5)
-	return fmt.Sprintf("pgflight: %s for %d calls across %d processes, against %d with in-process coalescing and %d with no coordination; p50 %s vs %s in-process (%+.1f ms), with %d PostgreSQL connections at peak.",
-		plural(pgf.computations, "computation"), pgf.calls, procs,
-		local.computations, none.computations,
-		ms(pgf.percentile(0.5)), ms(local.percentile(0.5)), float64(d)/float64(time.Millisecond), pgf.peakConns)
+	p50, d := pgf.percentile(0.5), pgf.percentile(0.5)-local.percentile(0.5)
+	rel := fmt.Sprintf("%.1f ms above", float64(d)/float64(time.Millisecond))
+	if d < 0 {
+		rel = fmt.Sprintf("%.1f ms below", float64(-d)/float64(time.Millisecond))
+	}
+	return fmt.Sprintf("pgflight: %s for %d calls across %d processes (in-process coalescing: %d, no coordination: %d); p50 %s, %s in-process coalescing; %d PostgreSQL connections at peak.",
+		plural(pgf.computations, "computation"), pgf.calls, procs, local.computations, none.computations,
+		ms(p50), rel, pgf.peakConns)
 }
 
 // fallbackConclusion sums the one-process comparison up in one line.
@@ -119,6 +122,7 @@ func fallbackConclusion(results []*modeResult) string {
 		plural(pgf.computations, "computation"), pgf.calls, none.computations)
 }
 
+// find returns the result of mode, or nil.
 func find(results []*modeResult, mode string) *modeResult {
 	for _, r := range results {
 		if r.mode == mode {
