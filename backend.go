@@ -74,3 +74,18 @@ type LockerFunc func(ctx context.Context, id int64) (unlock func(context.Context
 func (f LockerFunc) Lock(ctx context.Context, id int64) (func(context.Context) error, error) {
 	return f(ctx, id)
 }
+
+// A TryLocker is a Locker that can take a lock without waiting. Background
+// refreshes (Config.StaleTTL, Config.EarlyRefresh) use it, so that one
+// process refreshes a key while the others skip at once; with a plain
+// Locker they queue for the lock instead, and skip after re-reading the
+// cache.
+//
+// TryLock takes the lock on id if no one holds it and returns unlock, as
+// [Locker.Lock] does. If another holder has it, TryLock returns a nil
+// unlock and a nil error at once. On failure it returns a non-nil error and
+// holds no lock.
+type TryLocker interface {
+	Locker
+	TryLock(ctx context.Context, id int64) (unlock func(context.Context) error, err error)
+}

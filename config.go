@@ -60,6 +60,59 @@ type Config struct {
 	// not take the application down with it.
 	FailClosed bool
 
+	// StaleTTL is how long an entry may still be served after it stops
+	// being fresh. A caller that finds a stale entry gets it at once, and
+	// the Group starts one background refresh of the key (at most one per
+	// key per process; across processes the refresh takes the lock with a
+	// try, so if another process is refreshing, it does nothing). The
+	// cache keeps each entry for TTL + StaleTTL. WithStaleTTL overrides it
+	// per call.
+	//
+	// Default: 0, an entry is served only while fresh.
+	StaleTTL time.Duration
+
+	// EarlyRefresh enables probabilistic early refresh (XFetch: Vattani,
+	// Chierichetti and Lowenstein, VLDB 2015) with this β. A fresh hit
+	// starts the background refresh described at StaleTTL when
+	//
+	//	now − δ·β·ln(U) ≥ freshUntil
+	//
+	// where U is uniform in (0, 1] and δ is how long the value's last
+	// computation took (stored in the entry). Popular keys with slow
+	// computations are thus refreshed shortly before they expire, by one
+	// caller in the fleet, and no caller ever waits for them. β > 1
+	// refreshes earlier; 1 is the paper's optimum. WithEarlyRefresh
+	// overrides it per call.
+	//
+	// Default: 0, off.
+	EarlyRefresh float64
+
+	// MissingTTL is how long a "missing" result is cached: when fn returns
+	// an error wrapping ErrMissing, Fetch stores a negative entry, and
+	// callers in any process get an error wrapping ErrMissing, without
+	// calling fn, until it expires. Other errors are never cached.
+	//
+	// Default: 30 seconds.
+	MissingTTL time.Duration
+
+	// TTLJitter spreads expiry: each stored value stays fresh for its TTL
+	// times a random factor in [1 − TTLJitter, 1 + TTLJitter], so values
+	// computed together do not expire together. It must be in [0, 1).
+	//
+	// Default: 0, no jitter.
+	TTLJitter float64
+
+	// RefreshTimeout bounds each background refresh (stale or early).
+	//
+	// Default: 1 minute.
+	RefreshTimeout time.Duration
+
+	// MaxRefreshes caps the background refreshes one Group runs at once;
+	// a stale hit beyond the cap serves the stale value and starts none.
+	//
+	// Default: 64.
+	MaxRefreshes int
+
 	// Logger receives warnings: a failed Locker or Cache, an undecodable
 	// entry. Warnings of each kind are rate-limited to one per 10 seconds.
 	//
@@ -69,8 +122,11 @@ type Config struct {
 
 // Defaults.
 const (
-	defaultNamespace = "pgflight"
-	defaultTTL       = 5 * time.Minute
+	defaultNamespace      = "pgflight"
+	defaultTTL            = 5 * time.Minute
+	defaultMissingTTL     = 30 * time.Second
+	defaultRefreshTimeout = time.Minute
+	defaultMaxRefreshes   = 64
 	// releaseTimeout bounds releasing a lock and storing a value computed
 	// for callers that have all gone; both run without the callers'
 	// cancellation (STYLE 27).
@@ -84,6 +140,21 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.LockWait < 0 {
 		return c, fmt.Errorf("pgflight: negative LockWait %v", c.LockWait)
+	}
+	if c.StaleTTL < 0 || c.MissingTTL < 0 || c.RefreshTimeout < 0 || c.MaxRefreshes < 0 {
+		return c, errors.New("pgflight: negative StaleTTL, MissingTTL, RefreshTimeout or MaxRefreshes")
+	}
+	if c.EarlyRefresh < 0 || c.TTLJitter < 0 || c.TTLJitter >= 1 {
+		return c, fmt.Errorf("pgflight: EarlyRefresh %v must be ≥ 0 and TTLJitter %v in [0, 1)", c.EarlyRefresh, c.TTLJitter)
+	}
+	if c.MissingTTL == 0 {
+		c.MissingTTL = defaultMissingTTL
+	}
+	if c.RefreshTimeout == 0 {
+		c.RefreshTimeout = defaultRefreshTimeout
+	}
+	if c.MaxRefreshes == 0 {
+		c.MaxRefreshes = defaultMaxRefreshes
 	}
 	if c.Namespace == "" {
 		c.Namespace = defaultNamespace
@@ -108,6 +179,8 @@ type Option func(*callOptions)
 
 type callOptions struct {
 	ttl   time.Duration
+	stale time.Duration
+	beta  float64
 	force bool
 	err   error
 }
@@ -120,6 +193,28 @@ func WithTTL(ttl time.Duration) Option {
 			o.err = errBadTTL
 		}
 		o.ttl = ttl
+	}
+}
+
+// WithStaleTTL sets how long the value may be served stale after it stops
+// being fresh, for this call, instead of Config.StaleTTL.
+func WithStaleTTL(stale time.Duration) Option {
+	return func(o *callOptions) {
+		if stale < 0 {
+			o.err = errors.New("pgflight: WithStaleTTL needs a duration ≥ 0")
+		}
+		o.stale = stale
+	}
+}
+
+// WithEarlyRefresh sets the XFetch β for this call, instead of
+// Config.EarlyRefresh; 0 turns early refresh off.
+func WithEarlyRefresh(beta float64) Option {
+	return func(o *callOptions) {
+		if beta < 0 {
+			o.err = errors.New("pgflight: WithEarlyRefresh needs β ≥ 0")
+		}
+		o.beta = beta
 	}
 }
 

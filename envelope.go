@@ -28,7 +28,8 @@ const (
 
 // Envelope flags.
 const (
-	flagNil byte = 1 << iota // the value was a nil []byte
+	flagNil     byte = 1 << iota // the value was a nil []byte
+	flagMissing                  // a negative entry: the payload is fn's error message
 )
 
 // entry is a decoded envelope.

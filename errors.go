@@ -20,6 +20,13 @@ var (
 	// callers whose flight Close interrupted.
 	ErrClosed = errors.New("group closed")
 
+	// ErrMissing says that a key has no value. A fn that returns an error
+	// wrapping ErrMissing has its result cached for Config.MissingTTL as a
+	// negative entry: until it expires, callers in every process get an
+	// error for which errors.Is(err, ErrMissing) holds, with the message fn
+	// gave, without calling fn.
+	ErrMissing = errors.New("missing")
+
 	// ErrGoexit is returned to every caller of a flight whose fn called
 	// runtime.Goexit (as t.FailNow does).
 	ErrGoexit = errors.New("fn called runtime.Goexit")
@@ -73,3 +80,10 @@ func (e *EncodeError) Error() string { return fmt.Sprintf("pgflight: encode %q: 
 
 // Unwrap returns the underlying error.
 func (e *EncodeError) Unwrap() error { return e.Err }
+
+// missingError is what callers get from a negative entry: the message of the
+// error that fn returned, which wrapped ErrMissing.
+type missingError struct{ msg string }
+
+func (e *missingError) Error() string        { return e.msg }
+func (e *missingError) Is(target error) bool { return target == ErrMissing }

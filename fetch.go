@@ -34,7 +34,7 @@ func Fetch[T any](ctx context.Context, g *Group, key string, fn func(context.Con
 	if fn == nil {
 		return zero, fmt.Errorf("pgflight: fetch %s: nil fn", quoteKey(key))
 	}
-	o := callOptions{ttl: g.cfg.TTL}
+	o := callOptions{ttl: g.cfg.TTL, stale: g.cfg.StaleTTL, beta: g.cfg.EarlyRefresh}
 	for _, opt := range opts {
 		opt(&o)
 	}

@@ -52,10 +52,20 @@ func (g *Group) do(ctx context.Context, key string, o callOptions, ops valueOps)
 	g.mu.Unlock()
 
 	if !o.force {
-		if v, ok := g.read(ctx, fk.key, ops); ok {
+		if r := g.read(ctx, fk.key, o, ops); r.state != absent {
 			g.stats.hits.Add(1)
-			g.finish(fk, f, v, nil)
-			return v, nil
+			if r.err != nil {
+				g.stats.negativeHits.Add(1)
+			}
+			switch {
+			case r.state == stale:
+				g.stats.staleHits.Add(1)
+				g.refreshLater(ctx, key, fk.key, o, ops, r.e, false)
+			case g.refreshEarly(r.e, o):
+				g.refreshLater(ctx, key, fk.key, o, ops, r.e, true)
+			}
+			g.finish(fk, f, r.v, r.err)
+			return r.v, r.err
 		}
 	}
 	g.stats.misses.Add(1)
@@ -146,9 +156,9 @@ func (g *Group) fill(ctx context.Context, ck, key string, o callOptions, ops val
 			// failed, queue for the lock itself. Looping on LockOrFollow
 			// instead could livelock: every follower briefly holds the
 			// shared lock, so no one's try for the exclusive one succeeds.
-			if v, ok := g.read(ctx, ck, ops); ok {
+			if r := g.read(ctx, ck, o, ops); r.state != absent {
 				g.stats.received.Add(1)
-				return v, nil
+				return r.v, r.err
 			}
 			unlock, err = g.acquire(ctx, id, g.locker.Lock)
 		}
@@ -167,18 +177,18 @@ func (g *Group) fill(ctx context.Context, ck, key string, o callOptions, ops val
 		}
 		g.stats.failOpens.Add(1)
 		g.log.warn(warnLocker, "pgflight: lock unavailable, computing without it", "key", quoteKey(key), "err", err)
-		return g.computeAndStore(ctx, ck, o.ttl, ops)
+		return g.computeAndStore(ctx, ck, o, ops)
 	}
 	defer g.release(ctx, unlock, key)
 	if !o.force {
 		// The double check: whoever held the lock before us may have
 		// stored the value between our miss and our grant.
-		if v, ok := g.read(ctx, ck, ops); ok {
+		if r := g.read(ctx, ck, o, ops); r.state != absent {
 			g.stats.received.Add(1)
-			return v, nil
+			return r.v, r.err
 		}
 	}
-	return g.computeAndStore(ctx, ck, o.ttl, ops)
+	return g.computeAndStore(ctx, ck, o, ops)
 }
 
 // acquire calls lock, bounding it by Config.LockWait and counting the wait.
@@ -211,59 +221,106 @@ func (g *Group) release(ctx context.Context, unlock func(context.Context) error,
 	}
 }
 
-// read reads and decodes ck's entry, reporting whether it is a fresh hit.
-// A failed read or an undecodable entry counts as a miss.
-func (g *Group) read(ctx context.Context, ck string, ops valueOps) (any, bool) {
+// freshness is what a cache read found.
+type freshness int
+
+const (
+	absent freshness = iota // nothing usable: a miss
+	fresh
+	stale // past its fresh time, within the stale window: serve and refresh
+)
+
+// found is the result of a cache read.
+type found struct {
+	state freshness
+	v     any
+	err   error // a negative entry: wraps ErrMissing
+	e     entry
+}
+
+// read reads and decodes ck's entry. A failed read or an undecodable entry
+// counts as a miss.
+//
+// Times in an entry come from the writer's clock, which may be off from
+// ours. The store's own TTL, which it counts from the write on its own
+// clock, is what bounds an entry's age; fresh-until only tells fresh from
+// stale inside that lifetime. So an entry that looks expired to us while
+// the store still has it is fresh when there is no stale window (the store
+// would have dropped it otherwise), and stale when there is one: a skewed
+// clock then costs at most a background refresh, rate-limited per key (see
+// refreshLater), never a recomputation on every call. A clock running
+// behind serves nothing the store has dropped.
+func (g *Group) read(ctx context.Context, ck string, o callOptions, ops valueOps) found {
 	b, ok, err := g.cache.Get(ctx, ck)
 	if err != nil {
 		if ctx.Err() == nil {
 			g.stats.cacheErrors.Add(1)
 			g.log.warn(warnCacheGet, "pgflight: cache read failed, treating it as a miss", "key", quoteKey(ck), "err", err)
 		}
-		return nil, false
+		return found{}
 	}
 	if !ok {
-		return nil, false
+		return found{}
 	}
-	e, err := parseEntry(b)
+	r := found{state: fresh}
+	r.e, err = parseEntry(b)
 	if err == nil {
-		if time.Now().UnixNano() >= e.freshUntil {
-			return nil, false
+		if g.now().UnixNano() >= r.e.freshUntil && o.stale > 0 && r.e.flags&flagMissing == 0 {
+			r.state = stale
 		}
-		var v any
-		if v, err = ops.decode(g.cfg.Codec, e); err == nil {
-			return v, true
+		if r.e.flags&flagMissing != 0 {
+			r.err = &missingError{msg: string(r.e.payload)}
+			return r
+		}
+		if r.v, err = ops.decode(g.cfg.Codec, r.e); err == nil {
+			return r
 		}
 	}
 	g.stats.decodeErrors.Add(1)
 	g.log.warn(warnDecode, "pgflight: undecodable cache entry, recomputing", "err", &DecodeError{Key: ck, Err: err})
-	return nil, false
+	return found{}
 }
 
-// computeAndStore calls fn and stores its value. The store runs without the
-// callers' cancellation: the value is good even if they have all gone.
-func (g *Group) computeAndStore(ctx context.Context, ck string, ttl time.Duration, ops valueOps) (any, error) {
-	start := time.Now()
+// computeAndStore calls fn and stores its value, or a negative entry if fn
+// said the key is missing. The store runs without the callers'
+// cancellation: the value is good even if they have all gone.
+func (g *Group) computeAndStore(ctx context.Context, ck string, o callOptions, ops valueOps) (any, error) {
+	start := g.now()
 	v, payload, flags, err := g.compute(ctx, ck, ops)
+	end := g.now()
+	ttl := g.jitter(o.ttl)
+	storeTTL := ttl + o.stale
 	if err != nil {
-		return nil, err // errors are never cached
+		var pe *PanicError
+		if !errors.Is(err, ErrMissing) || errors.As(err, &pe) {
+			return nil, err // errors are never cached
+		}
+		payload, flags, ttl, storeTTL = []byte(err.Error()), flagMissing, g.cfg.MissingTTL, g.cfg.MissingTTL
 	}
-	now := time.Now()
 	e := entry{
 		flags:      flags,
-		computedAt: now.UnixNano(),
-		freshUntil: now.Add(ttl).UnixNano(),
-		took:       now.Sub(start),
+		computedAt: end.UnixNano(),
+		freshUntil: end.Add(ttl).UnixNano(),
+		took:       max(end.Sub(start), 0),
 		payload:    payload,
 	}
 	buf := appendEntry(make([]byte, 0, envHeaderSize+len(payload)), e)
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
 	defer cancel()
-	if err := g.cache.Set(sctx, ck, buf, ttl); err != nil {
+	if serr := g.cache.Set(sctx, ck, buf, storeTTL); serr != nil {
 		g.stats.cacheErrors.Add(1)
-		g.log.warn(warnCacheSet, "pgflight: cache write failed, value returned uncached", "key", quoteKey(ck), "err", err)
+		g.log.warn(warnCacheSet, "pgflight: cache write failed, value returned uncached", "key", quoteKey(ck), "err", serr)
 	}
-	return v, nil
+	return v, err
+}
+
+// jitter spreads ttl by ±Config.TTLJitter.
+func (g *Group) jitter(ttl time.Duration) time.Duration {
+	if g.cfg.TTLJitter == 0 {
+		return ttl
+	}
+	f := 1 + g.cfg.TTLJitter*(2*g.rand()-1)
+	return max(time.Duration(float64(ttl)*f), time.Millisecond)
 }
 
 // compute calls fn and encodes its value.

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"sync"
+	"time"
 )
 
 // A Group computes each key once among every process that shares its
@@ -20,11 +22,19 @@ type Group struct {
 	log    rateLimitedLogger
 	stats  counters
 	lockID func(namespace, key string) int64 // replaced by tests to force collisions
+	now    func() time.Time                  // replaced by tests to skew the clock
+	rand   func() float64                    // uniform in (0, 1]; replaced by tests
 
-	mu      sync.Mutex
-	closed  bool
-	flights map[flightKey]*flight
-	running sync.WaitGroup // flight goroutines
+	// closing is cancelled by Close, which stops background refreshes.
+	closing   context.Context
+	cancelAll context.CancelFunc
+
+	mu         sync.Mutex
+	closed     bool
+	flights    map[flightKey]*flight
+	refreshing map[string]struct{}  // cache keys with a background refresh running
+	cooldown   map[string]time.Time // cache key → no background refresh before then
+	running    sync.WaitGroup       // flight and refresh goroutines
 }
 
 // New returns a Group configured by cfg, filling in the defaults documented
@@ -36,13 +46,18 @@ func New(cfg Config) (*Group, error) {
 		return nil, err
 	}
 	g := &Group{
-		cfg:     cfg,
-		cache:   cfg.Cache,
-		locker:  cfg.Locker,
-		log:     rateLimitedLogger{l: cfg.Logger},
-		lockID:  lockID,
-		flights: make(map[flightKey]*flight),
+		cfg:        cfg,
+		cache:      cfg.Cache,
+		locker:     cfg.Locker,
+		log:        rateLimitedLogger{l: cfg.Logger},
+		lockID:     lockID,
+		now:        time.Now,
+		rand:       func() float64 { return 1 - rand.Float64() },
+		flights:    make(map[flightKey]*flight),
+		refreshing: make(map[string]struct{}),
+		cooldown:   make(map[string]time.Time),
 	}
+	g.closing, g.cancelAll = context.WithCancel(context.Background())
 	if g.cache == nil {
 		g.cache = newLocalCache()
 	}
@@ -53,8 +68,8 @@ func New(cfg Config) (*Group, error) {
 }
 
 // Close stops the Group: later calls of Fetch and Delete return ErrClosed,
-// computations in flight have their context cancelled, and their callers
-// get ErrClosed. Close waits for the flights' goroutines to return, then
+// computations in flight and background refreshes have their context
+// cancelled, and the callers of those flights get ErrClosed. Close waits for the flights' goroutines to return, then
 // returns nil. It closes neither the Cache nor the Locker, which the caller
 // owns. Calling Close again does nothing.
 func (g *Group) Close() error {
@@ -64,6 +79,7 @@ func (g *Group) Close() error {
 		return nil
 	}
 	g.closed = true
+	g.cancelAll()
 	for _, f := range g.flights {
 		if f.cancel != nil {
 			f.cancel(ErrClosed)

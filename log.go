@@ -17,6 +17,7 @@ const (
 	warnCacheSet
 	warnDecode
 	warnRelease
+	warnRefresh
 	numWarnKinds
 )
 

@@ -19,6 +19,12 @@ type Stats struct {
 	DecodeErrors uint64        // undecodable entries, recomputed and overwritten
 	EncodeErrors uint64        // values the Codec could not encode (nothing stored, error returned)
 	Panics       uint64        // computations that panicked or called runtime.Goexit
+
+	StaleHits        uint64 // hits served stale (Config.StaleTTL); each may start a background refresh
+	NegativeHits     uint64 // hits on a cached "missing" result (ErrMissing); also counted in Hits
+	EarlyRefreshes   uint64 // background refreshes started early by XFetch (Config.EarlyRefresh)
+	RefreshesStarted uint64 // background refreshes started (stale or early) that went for the lock
+	RefreshesSkipped uint64 // background refreshes not run: another process or caller was refreshing, the key was refreshed recently, or MaxRefreshes was reached
 }
 
 // counters is Stats under construction, updated atomically.
@@ -27,6 +33,8 @@ type counters struct {
 	lockWait                                           atomic.Int64
 	lockTimeouts, failOpens, cacheErrors, decodeErrors atomic.Uint64
 	encodeErrors, panics                               atomic.Uint64
+	staleHits, negativeHits, earlyRefreshes            atomic.Uint64
+	refreshesStarted, refreshesSkipped                 atomic.Uint64
 }
 
 func (c *counters) snapshot() Stats {
@@ -43,5 +51,11 @@ func (c *counters) snapshot() Stats {
 		DecodeErrors: c.decodeErrors.Load(),
 		EncodeErrors: c.encodeErrors.Load(),
 		Panics:       c.panics.Load(),
+
+		StaleHits:        c.staleHits.Load(),
+		NegativeHits:     c.negativeHits.Load(),
+		EarlyRefreshes:   c.earlyRefreshes.Load(),
+		RefreshesStarted: c.refreshesStarted.Load(),
+		RefreshesSkipped: c.refreshesSkipped.Load(),
 	}
 }

@@ -1,0 +1,40 @@
+package pglock
+
+import (
+	"context"
+	"fmt"
+)
+
+// rollbackSQL ends a transaction whose try failed.
+const rollbackSQL = "rollback"
+
+// TryLock takes the exclusive lock on id if no one holds it, and otherwise
+// returns at once. It sends BEGIN and pg_try_advisory_xact_lock(id) in one
+// round trip. If the try succeeds, TryLock returns unlock, exactly as
+// [Locker.Lock] does. If another session holds the lock, it rolls back (a
+// second round trip), returns the connection to the pool, and returns a nil
+// unlock and a nil error. pgflight uses it for background refreshes, so
+// that one process refreshes a key and the others skip.
+//
+// ctx bounds taking a connection and the round trips. On failure TryLock
+// returns a non-nil error and holds no lock, as [Locker.Lock] does.
+func (l *Locker) TryLock(ctx context.Context, id int64) (unlock func(context.Context) error, err error) {
+	c, err := l.acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	got, err := run(ctx, c, statement(trySQL, id, trySQLEnd))
+	if err != nil {
+		l.discard(c)
+		return nil, fmt.Errorf("pglock: try: %w", ctxErr(ctx, err))
+	}
+	if got {
+		return l.unlocker(c), nil
+	}
+	if _, err := run(ctx, c, rollbackSQL); err != nil {
+		l.discard(c)
+		return nil, fmt.Errorf("pglock: try: %w", ctxErr(ctx, err))
+	}
+	l.release(c)
+	return nil, nil
+}

@@ -1,0 +1,120 @@
+package pgflight
+
+import (
+	"context"
+	"math"
+	"time"
+)
+
+// cooldownSweepAt is the size of Group.cooldown past which expired entries
+// are swept.
+const cooldownSweepAt = 4096
+
+// refreshEarly reports whether a fresh hit on e should start an early
+// refresh (XFetch): when now − δ·β·ln(U) ≥ freshUntil, δ being the last
+// computation's duration and U uniform in (0, 1]. An entry that already
+// looks expired on our clock (the store still has it, so our clock is
+// suspect) is left to the store's TTL.
+func (g *Group) refreshEarly(e entry, o callOptions) bool {
+	if o.beta <= 0 || e.took <= 0 || e.flags&flagMissing != 0 {
+		return false
+	}
+	remaining := float64(e.freshUntil - g.now().UnixNano())
+	if remaining <= 0 {
+		return false
+	}
+	return -float64(e.took)*o.beta*math.Log(g.rand()) >= remaining
+}
+
+// refreshLater starts a background refresh of key, whose entry e the
+// caller was just served, unless one is already running in this process,
+// the Group runs MaxRefreshes already, or this process refreshed the key
+// less than half a TTL ago. The last rule bounds what a skewed clock can
+// cost: with correct clocks an entry turns stale a whole TTL after its
+// refresh, so it never delays a due refresh.
+//
+// The refresh takes the cluster lock with a try, so that only one process
+// refreshes a key; the others skip. It re-reads the entry under the lock and
+// skips if someone replaced it meanwhile. It runs under a context that keeps
+// the caller's values, not its cancellation, bounded by
+// Config.RefreshTimeout and cancelled by Close.
+func (g *Group) refreshLater(ctx context.Context, key, ck string, o callOptions, ops valueOps, e entry, early bool) {
+	now := time.Now() // the monotonic clock, immune to skew
+	g.mu.Lock()
+	_, running := g.refreshing[ck]
+	if g.closed || running || len(g.refreshing) >= g.cfg.MaxRefreshes || now.Before(g.cooldown[ck]) {
+		g.mu.Unlock()
+		g.stats.refreshesSkipped.Add(1)
+		return
+	}
+	g.refreshing[ck] = struct{}{}
+	g.running.Add(1)
+	g.mu.Unlock()
+	if early {
+		g.stats.earlyRefreshes.Add(1)
+	}
+
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), g.cfg.RefreshTimeout)
+	stop := context.AfterFunc(g.closing, cancel)
+	go func() {
+		defer g.running.Done()
+		defer cancel()
+		defer stop()
+		refreshed := false
+		defer func() {
+			g.mu.Lock()
+			delete(g.refreshing, ck)
+			if refreshed {
+				g.setCooldown(ck, time.Now().Add(o.ttl/2))
+			}
+			g.mu.Unlock()
+		}()
+		refreshed = g.refresh(rctx, key, ck, o, ops, e)
+	}()
+}
+
+// refresh is a background refresh's work. It reports whether the entry was
+// refreshed, by this process or, as found under the lock, by another.
+func (g *Group) refresh(ctx context.Context, key, ck string, o callOptions, ops valueOps, seen entry) bool {
+	id := g.lockID(g.cfg.Namespace, key)
+	try := g.locker.Lock
+	if t, ok := g.locker.(TryLocker); ok {
+		try = t.TryLock
+	}
+	unlock, err := g.acquire(ctx, id, try)
+	switch {
+	case err != nil && (ctx.Err() != nil || g.cfg.FailClosed):
+		return false
+	case err != nil:
+		g.stats.failOpens.Add(1)
+		g.log.warn(warnLocker, "pgflight: lock unavailable, refreshing without it", "key", quoteKey(key), "err", err)
+	case unlock == nil:
+		g.stats.refreshesSkipped.Add(1) // another process is refreshing
+		return true
+	default:
+		defer g.release(ctx, unlock, key)
+		if r := g.read(ctx, ck, o, ops); r.state != absent && r.e.computedAt != seen.computedAt {
+			return true // refreshed by someone else meanwhile
+		}
+	}
+	g.stats.refreshesStarted.Add(1)
+	if _, err := g.computeAndStore(ctx, ck, o, ops); err != nil && ctx.Err() == nil {
+		g.log.warn(warnRefresh, "pgflight: background refresh failed, stale value kept", "key", quoteKey(key), "err", err)
+		return false
+	}
+	return true
+}
+
+// setCooldown records that ck needs no background refresh before until.
+// g.mu is held.
+func (g *Group) setCooldown(ck string, until time.Time) {
+	if len(g.cooldown) >= cooldownSweepAt {
+		now := time.Now()
+		for k, t := range g.cooldown {
+			if now.After(t) {
+				delete(g.cooldown, k)
+			}
+		}
+	}
+	g.cooldown[ck] = until
+}
