@@ -289,7 +289,16 @@ func childMain() int {
 	defer rdb.Close()
 	ns, key := os.Getenv(childNS), os.Getenv(childKey)
 	goroutines, _ := strconv.Atoi(os.Getenv(childG))
-	g, err := pgflight.New(pgflight.Config{Namespace: ns, Cache: redisstore.New(rdb), Locker: pglock.New(pool)})
+	kind := os.Getenv(childEnv)
+	cfg := pgflight.Config{Namespace: ns, Cache: redisstore.New(rdb), Locker: pglock.New(pool)}
+	if kind == "stale" {
+		cfg.TTL, cfg.StaleTTL = time.Hour, time.Hour
+	}
+	g, err := pgflight.New(cfg)
+	if kind == "stale" {
+		// Our clock runs past the entry's fresh time; see TestMultiProcessStale.
+		pgflight.SetClock(g, func() time.Time { return time.Now().Add(61 * time.Minute) })
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
@@ -317,7 +326,7 @@ func childMain() int {
 		}
 		res.Values[v]++
 	}
-	switch os.Getenv(childEnv) {
+	switch kind {
 	case "stampede":
 		run(goroutines, func(int) {
 			record(pgflight.Fetch(ctx, g, key, func(context.Context) (string, error) {
@@ -335,6 +344,39 @@ func childMain() int {
 				}
 				return fmt.Sprintf("computed by %d", pid), nil
 			}))
+		})
+	case "stale":
+		fn := func(context.Context) (string, error) {
+			calls()
+			// Refresh only once the parent has seen every caller served.
+			for rdb.Exists(ctx, ns+":release").Val() == 0 {
+				time.Sleep(5 * time.Millisecond)
+			}
+			return fmt.Sprintf("refreshed by %d", pid), nil
+		}
+		run(goroutines, func(int) { record(pgflight.Fetch(ctx, g, key, fn)) })
+		say("served")
+		// Wait until the refresh, ours or another process's, is visible.
+		for {
+			v, err := pgflight.Fetch(ctx, g, key, fn)
+			if err != nil || strings.HasPrefix(v, "refreshed by ") {
+				record(v, err)
+				break
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	case "missing":
+		run(goroutines, func(int) {
+			_, err := pgflight.Fetch(ctx, g, key, func(context.Context) (string, error) {
+				calls()
+				time.Sleep(50 * time.Millisecond) // the lookup
+				return "", fmt.Errorf("user 7 not found: %w", pgflight.ErrMissing)
+			})
+			if errors.Is(err, pgflight.ErrMissing) {
+				record("missing: "+err.Error(), nil)
+			} else {
+				record("", fmt.Errorf("err = %v, want ErrMissing", err))
+			}
 		})
 	case "storm":
 		run(goroutines, func(i int) {
