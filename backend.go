@@ -89,3 +89,36 @@ type TryLocker interface {
 	Locker
 	TryLock(ctx context.Context, id int64) (unlock func(context.Context) error, err error)
 }
+
+// A BatchCache is a Cache that reads and writes many entries in one round
+// trip. FetchMany uses it when the Cache implements it, and otherwise
+// calls Get and Set once per key.
+//
+// GetMany returns one value per key, in order; a nil value is a miss (a
+// stored empty value comes back as a non-nil empty slice). A non-nil err
+// means the store failed, and FetchMany treats every key as a miss.
+//
+// SetMany stores vals[i] under keys[i] for ttls[i], as Set does.
+type BatchCache interface {
+	Cache
+	GetMany(ctx context.Context, keys []string) (vals [][]byte, err error)
+	SetMany(ctx context.Context, keys []string, vals [][]byte, ttls []time.Duration) error
+}
+
+// A BatchLocker is a Locker that takes and awaits many locks in one round
+// trip. FetchMany uses it when the Locker implements it, and otherwise takes
+// the locks one by one with Lock, in ascending id order.
+//
+// TryLockMany takes, without waiting and in one transaction, the lock on
+// every id that no one else holds; held[i] reports whether it took ids[i].
+// unlock releases every lock taken; it is nil when none was. On failure it
+// returns a non-nil error and holds no lock.
+//
+// WaitMany waits until no one else holds any of ids, without taking them.
+// FetchMany calls it holding no lock, so a batch never waits while holding
+// a lock, and overlapping batches cannot deadlock.
+type BatchLocker interface {
+	Locker
+	TryLockMany(ctx context.Context, ids []int64) (held []bool, unlock func(context.Context) error, err error)
+	WaitMany(ctx context.Context, ids []int64) error
+}

@@ -262,7 +262,13 @@ func (g *Group) read(ctx context.Context, ck string, o callOptions, ops valueOps
 	if !ok {
 		return found{}
 	}
+	return g.interpret(ck, b, o, ops)
+}
+
+// interpret decodes the entry b read under ck.
+func (g *Group) interpret(ck string, b []byte, o callOptions, ops valueOps) found {
 	r := found{state: fresh}
+	var err error
 	r.e, err = parseEntry(b)
 	if err == nil {
 		if g.now().UnixNano() >= r.e.freshUntil && o.stale > 0 && r.e.flags&flagMissing == 0 {
@@ -288,30 +294,41 @@ func (g *Group) computeAndStore(ctx context.Context, ck string, o callOptions, o
 	start := g.now()
 	v, payload, flags, err := g.compute(ctx, ck, ops)
 	end := g.now()
-	ttl := g.jitter(o.ttl)
-	storeTTL := ttl + o.stale
 	if err != nil {
 		var pe *PanicError
 		if !errors.Is(err, ErrMissing) || errors.As(err, &pe) {
 			return nil, err // errors are never cached
 		}
-		payload, flags, ttl, storeTTL = []byte(err.Error()), flagMissing, g.cfg.MissingTTL, g.cfg.MissingTTL
+		payload, flags = []byte(err.Error()), flagMissing
 	}
-	e := entry{
-		flags:      flags,
-		computedAt: end.UnixNano(),
-		freshUntil: end.Add(ttl).UnixNano(),
-		took:       max(end.Sub(start), 0),
-		payload:    payload,
-	}
-	buf := appendEntry(make([]byte, 0, envHeaderSize+len(payload)), e)
+	buf, ttl := g.seal(payload, flags, start, end, o)
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
 	defer cancel()
-	if serr := g.cache.Set(sctx, ck, buf, storeTTL); serr != nil {
+	if serr := g.cache.Set(sctx, ck, buf, ttl); serr != nil {
 		g.stats.cacheErrors.Add(1)
 		g.log.warn(warnCacheSet, "pgflight: cache write failed, value returned uncached", "key", quoteKey(ck), "err", serr)
 	}
 	return v, err
+}
+
+// seal wraps payload, computed between start and end, in its envelope, and
+// returns it with the TTL for the store: the fresh time (jittered) plus the
+// stale window, or MissingTTL for a negative entry.
+func (g *Group) seal(payload []byte, flags byte, start, end time.Time, o callOptions) ([]byte, time.Duration) {
+	fresh, storeTTL := g.jitter(o.ttl), time.Duration(0)
+	if flags&flagMissing != 0 {
+		fresh, storeTTL = g.cfg.MissingTTL, g.cfg.MissingTTL
+	} else {
+		storeTTL = fresh + o.stale
+	}
+	e := entry{
+		flags:      flags,
+		computedAt: end.UnixNano(),
+		freshUntil: end.Add(fresh).UnixNano(),
+		took:       max(end.Sub(start), 0),
+		payload:    payload,
+	}
+	return appendEntry(make([]byte, 0, envHeaderSize+len(payload)), e), storeTTL
 }
 
 // jitter spreads ttl by ±Config.TTLJitter.

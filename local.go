@@ -146,3 +146,45 @@ func (l *localLocker) TryLock(_ context.Context, id int64) (func(context.Context
 	unlock, _ := l.try(id)
 	return unlock, nil
 }
+
+// TryLockMany takes every free lock among ids.
+func (l *localLocker) TryLockMany(_ context.Context, ids []int64) ([]bool, func(context.Context) error, error) {
+	held := make([]bool, len(ids))
+	var unlocks []func(context.Context) error
+	for i, id := range ids {
+		if unlock, _ := l.try(id); unlock != nil {
+			held[i] = true
+			unlocks = append(unlocks, unlock)
+		}
+	}
+	if len(unlocks) == 0 {
+		return held, nil, nil
+	}
+	return held, func(ctx context.Context) error {
+		var err error
+		for _, u := range unlocks {
+			err = errors.Join(err, u(ctx))
+		}
+		return err
+	}, nil
+}
+
+// WaitMany waits until none of ids is held.
+func (l *localLocker) WaitMany(ctx context.Context, ids []int64) error {
+	for _, id := range ids {
+		for {
+			l.mu.Lock()
+			ch, ok := l.held[id]
+			l.mu.Unlock()
+			if !ok {
+				break
+			}
+			select {
+			case <-ch:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+	}
+	return nil
+}

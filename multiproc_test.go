@@ -30,13 +30,14 @@ import (
 // event, and start work together when the parent writes a line to their
 // stdin: a barrier across processes.
 const (
-	childEnv  = "PGFLIGHT_CHILD"
-	childNS   = "PGFLIGHT_CHILD_NAMESPACE"
-	childKey  = "PGFLIGHT_CHILD_KEY"
-	childG    = "PGFLIGHT_CHILD_GOROUTINES"
-	childDB   = "PGFLIGHT_TEST_DATABASE_URL"
-	childRDB  = "PGFLIGHT_TEST_REDIS_URL"
-	resultTag = "result "
+	childEnv   = "PGFLIGHT_CHILD"
+	childNS    = "PGFLIGHT_CHILD_NAMESPACE"
+	childKey   = "PGFLIGHT_CHILD_KEY"
+	childG     = "PGFLIGHT_CHILD_GOROUTINES"
+	childIndex = "PGFLIGHT_CHILD_INDEX"
+	childDB    = "PGFLIGHT_TEST_DATABASE_URL"
+	childRDB   = "PGFLIGHT_TEST_REDIS_URL"
+	resultTag  = "result "
 )
 
 // childResult is what a worker reports when it is done.
@@ -70,7 +71,7 @@ func startWorkers(t *testing.T, n int, kind, ns, key string, goroutines int) []*
 			t.Fatal(err)
 		}
 		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = env
+		cmd.Env = append(env, childIndex+"="+strconv.Itoa(i))
 		cmd.Stdin = r
 		cmd.Stderr = os.Stderr
 		out, err := cmd.StdoutPipe()
@@ -377,6 +378,35 @@ func childMain() int {
 			} else {
 				record("", fmt.Errorf("err = %v, want ErrMissing", err))
 			}
+		})
+	case "batch":
+		// Worker i asks for keys 5i … 5i+14 of 30: every key is wanted by
+		// two or three workers at once.
+		index, _ := strconv.Atoi(os.Getenv(childIndex))
+		var keys []string
+		for k := 5 * index; k < 5*index+15; k++ {
+			keys = append(keys, fmt.Sprintf("k%02d", k%30))
+		}
+		run(goroutines, func(int) {
+			got, err := pgflight.FetchMany(ctx, g, keys, func(ctx context.Context, missing []string) (map[string]string, error) {
+				for _, k := range missing {
+					rdb.HIncrBy(ctx, ns+":perkey", k, 1)
+				}
+				time.Sleep(100 * time.Millisecond) // the batch query
+				vals := map[string]string{}
+				for _, k := range missing {
+					vals[k] = "value of " + k
+				}
+				return vals, nil
+			})
+			if err == nil {
+				for _, k := range keys {
+					if got[k] != "value of "+k {
+						err = fmt.Errorf("key %s = %q", k, got[k])
+					}
+				}
+			}
+			record("ok", err)
 		})
 	case "storm":
 		run(goroutines, func(i int) {

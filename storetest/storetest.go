@@ -26,8 +26,9 @@ const ttl = time.Minute
 //
 // The subtests are named (Miss, SetGet, Overwrite, EmptyValue, BinaryValue,
 // Keys, LargeValue, TTL, CallerOwnsValue, Delete, Concurrent,
-// CancelledContext), so -run can pick one. Delete skips itself if the cache
-// is not a [pgflight.Deleter].
+// CancelledContext, Batch), so -run can pick one. Delete skips itself if the
+// cache is not a [pgflight.Deleter], and Batch if it is not a
+// [pgflight.BatchCache].
 func Run(t *testing.T, newCache func(t *testing.T) pgflight.Cache) {
 	t.Helper()
 	tests := []struct {
@@ -46,6 +47,7 @@ func Run(t *testing.T, newCache func(t *testing.T) pgflight.Cache) {
 		{"Delete", testDelete},
 		{"Concurrent", testConcurrent},
 		{"CancelledContext", testCancelledContext},
+		{"Batch", testBatch},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

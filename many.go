@@ -1,0 +1,330 @@
+package pgflight
+
+import (
+	"context"
+	"fmt"
+	"runtime/debug"
+	"slices"
+	"time"
+)
+
+// maxBatchRounds bounds how often FetchMany waits for other processes'
+// computations of its keys before computing what is still missing without
+// the lock: a bounded number of rounds cannot livelock.
+const maxBatchRounds = 3
+
+// FetchMany returns the values cached under keys, computing the ones that
+// no process has with a single call of fn, which gets only those keys.
+//
+// It reads every key in one round trip when the Cache is a [BatchCache].
+// For the keys still missing it takes the locks it can without waiting
+// (one transaction with a [BatchLocker] such as pglock), reads them again,
+// and calls fn once with the keys it holds; the keys that another process
+// is computing it waits for, holding no lock, then reads. A batch never
+// waits while it holds a lock, so overlapping batches in different
+// processes cannot deadlock, and none waits for a key longer than the
+// computation of that key. With a plain Locker it locks the keys one by one
+// in ascending lock-id order instead.
+//
+// The returned map holds every key that has a value. A key that fn does not
+// return is missing: it is absent from the map and is cached as missing for
+// Config.MissingTTL, so other callers do not ask fn for it again meanwhile.
+// An error from fn (or a panic, as a [*PanicError]) is returned and nothing
+// is stored. Stale entries within their stale window are returned, but
+// FetchMany does not refresh them in the background.
+//
+// FetchMany runs in the caller's goroutine and fn gets the caller's ctx.
+// Unlike Fetch, it does not join other calls in this process: overlapping
+// calls coordinate through the Locker, as processes do. Duplicate keys are
+// fetched once; an empty key is [ErrInvalidKey].
+func FetchMany[T any](ctx context.Context, g *Group, keys []string, fn func(ctx context.Context, missing []string) (map[string]T, error), opts ...Option) (map[string]T, error) {
+	if fn == nil {
+		return nil, fmt.Errorf("pgflight: fetch many: nil fn")
+	}
+	uniq := make([]string, 0, len(keys))
+	seen := make(map[string]bool, len(keys))
+	for _, k := range keys {
+		if err := checkKey(k); err != nil {
+			return nil, err
+		}
+		if !seen[k] {
+			seen[k] = true
+			uniq = append(uniq, k)
+		}
+	}
+	o := callOptions{ttl: g.cfg.TTL, stale: g.cfg.StaleTTL}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.err != nil {
+		return nil, fmt.Errorf("pgflight: fetch many: %w", o.err)
+	}
+	if g.isClosed() {
+		return nil, fmt.Errorf("pgflight: fetch many: %w", ErrClosed)
+	}
+	b := &batch[T]{g: g, o: o, fn: fn, out: make(map[string]T, len(uniq))}
+	if err := b.run(ctx, uniq); err != nil {
+		return nil, err
+	}
+	return b.out, nil
+}
+
+// batch is one FetchMany call.
+type batch[T any] struct {
+	g   *Group
+	o   callOptions
+	fn  func(context.Context, []string) (map[string]T, error)
+	out map[string]T
+}
+
+func (b *batch[T]) run(ctx context.Context, keys []string) error {
+	g := b.g
+	pending := b.lookup(ctx, keys, &g.stats.hits)
+	g.stats.misses.Add(uint64(len(pending)))
+	bl, ok := g.locker.(BatchLocker)
+	if !ok {
+		return b.lockEach(ctx, pending)
+	}
+	for round := 0; len(pending) > 0; round++ {
+		if round == maxBatchRounds {
+			// Holders keep failing: compute the rest ourselves.
+			g.stats.failOpens.Add(1)
+			return b.compute(ctx, pending)
+		}
+		ids, byID := b.ids(pending)
+		var held []bool
+		var unlock func(context.Context) error
+		_, err := g.acquire(ctx, 0, func(ctx context.Context, _ int64) (func(context.Context) error, error) {
+			var err error
+			held, unlock, err = bl.TryLockMany(ctx, ids)
+			return unlock, err
+		})
+		if err != nil {
+			return b.lockFailed(ctx, pending, err)
+		}
+		var ours, theirs []string
+		var theirIDs []int64
+		for i, id := range ids {
+			if held[i] {
+				ours = append(ours, byID[id]...)
+			} else {
+				theirs = append(theirs, byID[id]...)
+				theirIDs = append(theirIDs, id)
+			}
+		}
+		if len(ours) > 0 {
+			if err := b.computeHeld(ctx, ours, unlock); err != nil {
+				return err
+			}
+		}
+		if len(theirs) == 0 {
+			return nil
+		}
+		if _, err := g.acquire(ctx, 0, func(ctx context.Context, _ int64) (func(context.Context) error, error) {
+			return nil, bl.WaitMany(ctx, theirIDs)
+		}); err != nil {
+			return b.lockFailed(ctx, theirs, err)
+		}
+		pending = b.lookup(ctx, theirs, &g.stats.received)
+	}
+	return nil
+}
+
+// lockEach locks keys one by one with a plain Locker, in ascending id
+// order, then computes those still missing.
+func (b *batch[T]) lockEach(ctx context.Context, keys []string) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	ids, _ := b.ids(keys)
+	var unlocks []func(context.Context) error
+	unlockAll := func(ctx context.Context) error {
+		for _, u := range unlocks {
+			u(ctx)
+		}
+		return nil
+	}
+	for _, id := range ids {
+		unlock, err := b.g.acquire(ctx, id, b.g.locker.Lock)
+		if err == nil && unlock == nil {
+			err = errNoUnlock
+		}
+		if err != nil {
+			b.g.release(ctx, unlockAll, keys[0])
+			return b.lockFailed(ctx, keys, err)
+		}
+		unlocks = append(unlocks, unlock)
+	}
+	return b.computeHeld(ctx, keys, unlockAll)
+}
+
+// lockFailed applies the fail-open policy to keys after a Locker error.
+func (b *batch[T]) lockFailed(ctx context.Context, keys []string, err error) error {
+	g := b.g
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if g.cfg.FailClosed {
+		return fmt.Errorf("pgflight: fetch many: %w: %w", ErrLockUnavailable, err)
+	}
+	g.stats.failOpens.Add(1)
+	g.log.warn(warnLocker, "pgflight: lock unavailable, computing a batch without it", "keys", len(keys), "err", err)
+	return b.compute(ctx, keys)
+}
+
+// computeHeld re-reads keys, whose locks it holds, computes those still
+// missing, stores them, then releases the locks.
+func (b *batch[T]) computeHeld(ctx context.Context, keys []string, unlock func(context.Context) error) error {
+	defer b.g.release(ctx, unlock, keys[0])
+	missing := b.lookup(ctx, keys, &b.g.stats.received)
+	if len(missing) == 0 {
+		return nil
+	}
+	return b.compute(ctx, missing)
+}
+
+// compute calls fn once for keys and stores what it returns, and the keys
+// it does not return as missing.
+func (b *batch[T]) compute(ctx context.Context, keys []string) error {
+	g := b.g
+	start := g.now()
+	vals, err := b.call(ctx, keys)
+	end := g.now()
+	if err != nil {
+		return err
+	}
+	cks := make([]string, len(keys))
+	bufs := make([][]byte, len(keys))
+	ttls := make([]time.Duration, len(keys))
+	for i, k := range keys {
+		cks[i] = cacheKey(g.cfg.Namespace, k)
+		payload, flags := []byte(fmt.Sprintf("pgflight: %s: not returned by the batch: %v", quoteKey(k), ErrMissing)), flagMissing
+		if v, ok := vals[k]; ok {
+			if payload, flags, err = encodeValue(g.cfg.Codec, v); err != nil {
+				g.stats.encodeErrors.Add(1)
+				return &EncodeError{Key: cks[i], Err: err}
+			}
+		}
+		bufs[i], ttls[i] = g.seal(payload, flags, start, end, b.o)
+	}
+	for _, k := range keys {
+		if v, ok := vals[k]; ok {
+			b.out[k] = v
+		}
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
+	defer cancel()
+	if err := g.setMany(sctx, cks, bufs, ttls); err != nil {
+		g.stats.cacheErrors.Add(1)
+		g.log.warn(warnCacheSet, "pgflight: cache write failed, batch returned uncached", "keys", len(keys), "err", err)
+	}
+	return nil
+}
+
+// call runs fn, recovering a panic as a *PanicError (see Group.compute).
+func (b *batch[T]) call(ctx context.Context, keys []string) (vals map[string]T, err error) {
+	b.g.stats.computations.Add(1)
+	defer func() {
+		if r := recover(); r != nil {
+			b.g.stats.panics.Add(1)
+			vals, err = nil, &PanicError{Value: r, Stack: debug.Stack()}
+		}
+	}()
+	return b.fn(ctx, keys)
+}
+
+// lookup reads keys, puts the values found in b.out, counts them in
+// counter, and returns the keys still missing. A key cached as missing is
+// found: it is simply absent from b.out.
+func (b *batch[T]) lookup(ctx context.Context, keys []string, counter interface{ Add(uint64) uint64 }) []string {
+	g := b.g
+	cks := make([]string, len(keys))
+	for i, k := range keys {
+		cks[i] = cacheKey(g.cfg.Namespace, k)
+	}
+	raw := g.getMany(ctx, cks)
+	var missing []string
+	for i, k := range keys {
+		if raw[i] == nil {
+			missing = append(missing, k)
+			continue
+		}
+		r := g.interpret(cks[i], raw[i], b.o, typed[T]{})
+		switch {
+		case r.state == absent:
+			missing = append(missing, k)
+		case r.err != nil:
+			g.stats.negativeHits.Add(1)
+			counter.Add(1)
+		default:
+			b.out[k] = r.v.(T)
+			counter.Add(1)
+		}
+	}
+	return missing
+}
+
+// ids returns the distinct lock ids of keys in ascending order (the global
+// order that keeps lock-taking batches from deadlocking), and the keys of
+// each id: colliding keys share a lock.
+func (b *batch[T]) ids(keys []string) ([]int64, map[int64][]string) {
+	byID := make(map[int64][]string, len(keys))
+	ids := make([]int64, 0, len(keys))
+	for _, k := range keys {
+		id := b.g.lockID(b.g.cfg.Namespace, k)
+		if _, ok := byID[id]; !ok {
+			ids = append(ids, id)
+		}
+		byID[id] = append(byID[id], k)
+	}
+	slices.Sort(ids)
+	return ids, byID
+}
+
+// getMany reads cks, in one round trip if the Cache is a BatchCache. A nil
+// value is a miss; a failed read is a miss for every key.
+func (g *Group) getMany(ctx context.Context, cks []string) [][]byte {
+	if bc, ok := g.cache.(BatchCache); ok {
+		vals, err := bc.GetMany(ctx, cks)
+		if err == nil && len(vals) == len(cks) {
+			return vals
+		}
+		if err == nil {
+			err = fmt.Errorf("GetMany returned %d values for %d keys", len(vals), len(cks))
+		}
+		if ctx.Err() == nil {
+			g.stats.cacheErrors.Add(1)
+			g.log.warn(warnCacheGet, "pgflight: cache read failed, treating it as a miss", "keys", len(cks), "err", err)
+		}
+		return make([][]byte, len(cks))
+	}
+	vals := make([][]byte, len(cks))
+	for i, ck := range cks {
+		b, ok, err := g.cache.Get(ctx, ck)
+		if err != nil && ctx.Err() == nil {
+			g.stats.cacheErrors.Add(1)
+			g.log.warn(warnCacheGet, "pgflight: cache read failed, treating it as a miss", "key", quoteKey(ck), "err", err)
+		}
+		if ok {
+			if b == nil {
+				b = []byte{}
+			}
+			vals[i] = b
+		}
+	}
+	return vals
+}
+
+// setMany stores entries, in one round trip if the Cache is a BatchCache.
+func (g *Group) setMany(ctx context.Context, cks []string, vals [][]byte, ttls []time.Duration) error {
+	if bc, ok := g.cache.(BatchCache); ok {
+		return bc.SetMany(ctx, cks, vals, ttls)
+	}
+	var first error
+	for i, ck := range cks {
+		if err := g.cache.Set(ctx, ck, vals[i], ttls[i]); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}

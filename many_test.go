@@ -1,0 +1,147 @@
+package pgflight_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/pgflight/pgflight"
+)
+
+// square is a batch fn that returns k² for numeric keys "n" it knows, and
+// records what it was asked.
+type square struct {
+	asked [][]string
+	skip  map[string]bool // keys it does not return
+}
+
+func (s *square) fn(_ context.Context, missing []string) (map[string]int, error) {
+	s.asked = append(s.asked, slices.Clone(missing))
+	out := map[string]int{}
+	for _, k := range missing {
+		if !s.skip[k] {
+			var n int
+			fmt.Sscan(k, &n)
+			out[k] = n * n
+		}
+	}
+	return out, nil
+}
+
+func testFetchMany(t *testing.T, cfg pgflight.Config) {
+	g := newGroup(t, cfg)
+	ctx := context.Background()
+	sq := &square{skip: map[string]bool{"13": true}}
+	pgflight.Fetch(ctx, g, "2", func(context.Context) (int, error) { return 4, nil })
+
+	got, err := pgflight.FetchMany(ctx, g, []string{"1", "2", "3", "3", "13"}, sq.fn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := map[string]int{"1": 1, "2": 4, "3": 9}; !equalMaps(got, want) {
+		t.Errorf("FetchMany = %v, want %v", got, want)
+	}
+	if len(sq.asked) != 1 || !sameKeys(sq.asked[0], []string{"1", "3", "13"}) {
+		t.Errorf("fn asked %v, want one call for [1 3 13]", sq.asked)
+	}
+	// Everything is cached now, "13" as missing.
+	got, err = pgflight.FetchMany(ctx, g, []string{"1", "2", "3", "13"}, sq.fn)
+	if err != nil || len(got) != 3 || len(sq.asked) != 1 {
+		t.Errorf("second FetchMany = %v, %v; fn asked %v; want 3 values and no new call", got, err, sq.asked)
+	}
+	_, err = pgflight.Fetch(ctx, g, "13", func(context.Context) (int, error) { return -1, nil })
+	if !errors.Is(err, pgflight.ErrMissing) {
+		t.Errorf("Fetch of a key the batch did not return: err = %v, want ErrMissing", err)
+	}
+	if s := g.Stats(); s.Computations != 2 {
+		t.Errorf("computations = %d, want 2 (one Fetch, one batch)", s.Computations)
+	}
+}
+
+func TestFetchMany(t *testing.T) {
+	t.Run("default", func(t *testing.T) { testFetchMany(t, pgflight.Config{}) })
+	t.Run("redis+pglock", func(t *testing.T) { testFetchMany(t, fleetConfig(t)) })
+	t.Run("plain locker", func(t *testing.T) {
+		cfg := fleetConfig(t)
+		cfg.Locker = lockOnly{cfg.Locker}
+		testFetchMany(t, cfg)
+	})
+}
+
+func TestFetchManyErrors(t *testing.T) {
+	g := newGroup(t, fleetConfig(t))
+	ctx := context.Background()
+	if _, err := pgflight.FetchMany(ctx, g, []string{"a", ""}, (&square{}).fn); !errors.Is(err, pgflight.ErrInvalidKey) {
+		t.Errorf("empty key: err = %v, want ErrInvalidKey", err)
+	}
+	_, err := pgflight.FetchMany(ctx, g, []string{"a", "b"}, func(context.Context, []string) (map[string]int, error) { return nil, errBoom })
+	if !errors.Is(err, errBoom) {
+		t.Errorf("err = %v, want %v", err, errBoom)
+	}
+	_, err = pgflight.FetchMany(ctx, g, []string{"a"}, func(context.Context, []string) (map[string]int, error) { panic("batch") })
+	var pe *pgflight.PanicError
+	if !errors.As(err, &pe) {
+		t.Errorf("err = %v, want *PanicError", err)
+	}
+	// nothing was stored, no lock is left
+	got, err := pgflight.FetchMany(ctx, g, []string{"4"}, (&square{}).fn)
+	if err != nil || got["4"] != 16 {
+		t.Errorf("after failures = %v, %v", got, err)
+	}
+	if n := advisoryLocks(t, newPool(t)); n != 0 {
+		t.Errorf("advisory locks = %d, want 0", n)
+	}
+	if got, err := pgflight.FetchMany(ctx, g, nil, (&square{}).fn); err != nil || len(got) != 0 {
+		t.Errorf("no keys = %v, %v", got, err)
+	}
+}
+
+// Issue #5: overlapping batches from several processes compute every key
+// exactly once and never deadlock.
+func TestMultiProcessOverlappingBatches(t *testing.T) {
+	ns := namespace(t)
+	ws := startWorkers(t, 4, "batch", ns, "", 3)
+	release(ws)
+	for _, r := range results(t, ws) {
+		for _, e := range r.Errors {
+			t.Errorf("worker error: %s", e)
+		}
+		if r.Values["ok"] != 3 {
+			t.Errorf("worker results = %v, want 3 complete batches", r.Values)
+		}
+	}
+	per, err := newRedis(t).HGetAll(context.Background(), ns+":perkey").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(per) != 30 {
+		t.Errorf("keys computed = %d, want 30", len(per))
+	}
+	for k, n := range per {
+		if n != "1" {
+			t.Errorf("key %s computed %s times, want 1", k, n)
+		}
+	}
+}
+
+func equalMaps(a, b map[string]int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
+}
+
+func sameKeys(a, b []string) bool {
+	a, b = slices.Clone(a), slices.Clone(b)
+	slices.Sort(a)
+	slices.Sort(b)
+	return strings.Join(a, ",") == strings.Join(b, ",")
+}
