@@ -447,6 +447,11 @@ func childMain() int {
 	g.Close()
 	s := g.Stats()
 	res.Computations, res.Received = s.Computations, s.Received
+	// pgxpool destroys a broken connection in a goroutine of its own, and
+	// counts it as acquired until then: wait for those to finish.
+	for deadline := time.Now().Add(10 * time.Second); pool.Stat().AcquiredConns() > 0 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
 	res.Acquired = pool.Stat().AcquiredConns()
 	b, _ := json.Marshal(res)
 	say(resultTag + string(b))
