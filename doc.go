@@ -48,6 +48,40 @@
 // miss and is overwritten. A caller whose ctx ends returns at once; the
 // computation goes on while any caller of its flight still waits.
 //
+// # Freshness
+//
+// Config.StaleTTL (or [WithStaleTTL]) lets an entry be served for a while
+// after it stops being fresh: the caller gets the stale value at once and
+// one background refresh replaces it. At most one refresh per key runs in
+// a process, and across processes the refresh takes the lock with a try
+// ([TryLocker]), so one process refreshes while the others skip.
+// Config.EarlyRefresh (or [WithEarlyRefresh]) adds XFetch probabilistic
+// early refresh: a fresh hit close to expiry (relative to how long the
+// value took to compute) starts that same single refresh, so that popular
+// values are replaced before anyone has to wait for them. XFetch picks
+// when; the lock picks who. Config.TTLJitter spreads the expiry of values
+// computed together.
+//
+// A fn that finds nothing returns an error wrapping [ErrMissing]: the
+// answer is cached for Config.MissingTTL as a negative entry, and callers
+// in every process get an error wrapping ErrMissing without calling fn.
+// Other errors are never cached.
+//
+// Entries carry times from the clock of the process that wrote them. The
+// store's own TTL, counted on the store's clock, bounds an entry's age;
+// fresh-until only tells fresh from stale within it, so a process whose
+// clock is off by minutes neither serves values past the store's TTL nor
+// recomputes fresh ones on every call.
+//
+// # Batches
+//
+// [FetchMany] gets many keys with one cache round trip and computes the
+// missing ones with one call of its fn, which gets only the keys that no
+// other process is computing. It takes the locks of those keys without
+// waiting, in one transaction with a [BatchLocker], and waits for the
+// others' computations holding no lock, so overlapping batches in
+// different processes never deadlock.
+//
 // # Backends
 //
 // The package imports only the standard library. Backends live in their
