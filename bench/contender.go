@@ -1,0 +1,132 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
+)
+
+// A computeFunc computes a value: the expensive work a cache saves.
+type computeFunc func(ctx context.Context) (string, error)
+
+// A contender is one way for a fleet to get cached values. get returns
+// key's value, computing it with fn on a miss as the contender's design
+// permits; it is called by many goroutines at once.
+type contender interface {
+	get(ctx context.Context, key string, fn computeFunc) (string, error)
+}
+
+// The contenders, in the order the report lists them. The last, not run
+// unless asked for, is pgflight with its in-process locker, which tells
+// the cost of the PostgreSQL coordination apart from the rest of pgflight.
+var contenders = []string{"none", "recipe", "singleflight", "sturdyc", "redsync", "pgflight", "pgflight-local"}
+
+// defaultContenders are the contenders that run unless -contenders says
+// otherwise.
+var defaultContenders = contenders[:6]
+
+// usesPostgres reports whether contender name takes PostgreSQL connections.
+func usesPostgres(name string) bool { return name == "recipe" || name == "pgflight" }
+
+// deps are a worker's connections, shared by its goroutines. Every Redis
+// key a contender writes starts with prefix.
+type deps struct {
+	prefix string
+	ttl    time.Duration
+	rdb    *redis.Client
+	pool   *pgxpool.Pool // nil unless the contender uses PostgreSQL
+	warn   *warnings     // receives pgflight's log
+}
+
+// dial connects to Redis, and to PostgreSQL if contender needs it, with
+// the clients' default settings (pgxpool: max(4, NumCPU) connections;
+// go-redis: 10 per CPU), naming every connection j.App.
+func dial(ctx context.Context, j job) (*deps, error) {
+	d := &deps{prefix: j.Prefix, ttl: j.TTL, warn: &warnings{}}
+	opt, err := redis.ParseURL(j.RedisURL)
+	if err != nil {
+		return nil, fmt.Errorf("redis url: %w", err)
+	}
+	opt.ClientName = j.App
+	d.rdb = redis.NewClient(opt)
+	if err := d.rdb.Ping(ctx).Err(); err != nil {
+		d.close()
+		return nil, fmt.Errorf("redis: %w", err)
+	}
+	if usesPostgres(j.Contender) {
+		cfg, err := pgxpool.ParseConfig(j.DatabaseURL)
+		if err != nil {
+			d.close()
+			return nil, fmt.Errorf("database url: %w", err)
+		}
+		cfg.ConnConfig.RuntimeParams["application_name"] = j.App
+		if d.pool, err = pgxpool.NewWithConfig(ctx, cfg); err == nil {
+			err = d.pool.Ping(ctx) // one warm connection, as in a running service
+		}
+		if err != nil {
+			d.close()
+			return nil, fmt.Errorf("postgres: %w", err)
+		}
+	}
+	return d, nil
+}
+
+// close closes the connections.
+func (d *deps) close() {
+	if d.pool != nil {
+		d.pool.Close()
+	}
+	d.rdb.Close()
+}
+
+// newContender returns the contender called name, on d.
+func newContender(name string, d *deps) (contender, error) {
+	switch name {
+	case "none":
+		return newNone(d), nil
+	case "recipe":
+		return newRecipe(d), nil
+	case "singleflight":
+		return newSingleflight(d), nil
+	case "sturdyc":
+		return newSturdyc(d), nil
+	case "redsync":
+		return newRedsync(d), nil
+	case "pgflight":
+		return newPgflight(d, true)
+	case "pgflight-local":
+		return newPgflight(d, false)
+	}
+	return nil, fmt.Errorf("unknown contender %q (want one of %v)", name, contenders)
+}
+
+// checkContenders reports an unknown name among names.
+func checkContenders(names []string) error {
+	for _, n := range names {
+		if !slices.Contains(contenders, n) {
+			return fmt.Errorf("unknown contender %q (want one of %v)", n, contenders)
+		}
+	}
+	return nil
+}
+
+// cacheAside reads key from Redis; on a miss it computes the value with fn
+// and stores it for ttl. It is the plain pattern every contender builds on.
+func cacheAside(ctx context.Context, rdb *redis.Client, key string, ttl time.Duration, fn computeFunc) (string, error) {
+	v, err := rdb.Get(ctx, key).Result()
+	if err == nil {
+		return v, nil
+	}
+	if !errors.Is(err, redis.Nil) {
+		return "", err
+	}
+	if v, err = fn(ctx); err != nil {
+		return "", err
+	}
+	return v, rdb.Set(ctx, key, v, ttl).Err()
+}

@@ -1,0 +1,139 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/redis/go-redis/v9"
+)
+
+// A machine describes where a run took place.
+type machine struct {
+	cores      int
+	cpu        string // model name from /proc/cpuinfo
+	kernel     string
+	goVersion  string
+	postgres   string
+	redis      string
+	loadBefore string // /proc/loadavg at the start
+	loadAfter  string // and at the end
+	floors     []floor
+	date       time.Time
+}
+
+// A floor is the median latency of one elementary operation on loopback.
+type floor struct {
+	name string
+	rtts int
+	p50  time.Duration
+}
+
+// describeMachine reads the machine's and the servers' descriptions.
+func describeMachine(ctx context.Context, conn *pgx.Conn, rdb *redis.Client) (machine, error) {
+	m := machine{cores: runtime.NumCPU(), cpu: cpuModel(), goVersion: runtime.Version(),
+		loadBefore: loadavg(), date: time.Now().UTC()}
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		m.kernel = "Linux " + strings.TrimSpace(string(b))
+	}
+	if err := conn.QueryRow(ctx, "show server_version").Scan(&m.postgres); err != nil {
+		return m, fmt.Errorf("postgres version: %w", err)
+	}
+	info, err := rdb.Info(ctx, "server").Result()
+	if err != nil {
+		return m, fmt.Errorf("redis version: %w", err)
+	}
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "redis_version:"); ok {
+			m.redis = v
+		}
+	}
+	return m, nil
+}
+
+// cpuModel returns the first model name in /proc/cpuinfo.
+func cpuModel() string {
+	f, err := os.Open("/proc/cpuinfo")
+	if err != nil {
+		return "unknown"
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown"
+}
+
+// loadavg returns the three load averages of /proc/loadavg.
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+// floorRounds is how many times measureFloors times each operation.
+const floorRounds = 1000
+
+// measureFloors times the operations every contender is made of, on the
+// monitor's connections, one after another.
+func measureFloors(ctx context.Context, conn *pgx.Conn, rdb *redis.Client) ([]floor, error) {
+	key := fmt.Sprintf("pgflight-bench:floor:%d", os.Getpid())
+	if err := rdb.Set(ctx, key, "v", time.Minute).Err(); err != nil {
+		return nil, err
+	}
+	defer rdb.Del(context.WithoutCancel(ctx), key)
+	pg := conn.PgConn()
+	ops := []struct {
+		name string
+		rtts int
+		op   func() error
+	}{
+		{"Redis GET (hit)", 1, func() error { return rdb.Get(ctx, key).Err() }},
+		{"PostgreSQL `select 1`", 1, func() error { return pg.Exec(ctx, "select 1").Close() }},
+		{"`begin; select pg_try_advisory_xact_lock(id)` + `commit` (pglock's holder)", 2, func() error {
+			return errors.Join(pg.Exec(ctx, "begin; select pg_try_advisory_xact_lock(8123456789)").Close(),
+				pg.Exec(ctx, "commit").Close())
+		}},
+		{"`begin` + `select pg_advisory_xact_lock($1)` + `commit` (the recipe, pgx Begin/Exec/Commit)", 3, func() error {
+			tx, err := conn.Begin(ctx)
+			if err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, recipeLockSQL, int64(8123456789)); err != nil {
+				tx.Rollback(ctx)
+				return err
+			}
+			return tx.Commit(ctx)
+		}},
+	}
+	var floors []floor
+	for _, o := range ops {
+		d := make([]int64, floorRounds)
+		for i := range d {
+			t := time.Now()
+			if err := o.op(); err != nil {
+				return nil, fmt.Errorf("%s: %w", o.name, err)
+			}
+			d[i] = int64(time.Since(t))
+		}
+		slices.Sort(d)
+		floors = append(floors, floor{o.name, o.rtts, time.Duration(percentile(d, 0.5))})
+	}
+	return floors, nil
+}

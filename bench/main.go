@@ -1,0 +1,155 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var err error
+	if os.Getenv(workerEnv) != "" {
+		err = runWorker(ctx, os.Stdin, os.Stdout)
+	} else {
+		err = run(ctx, os.Args[1:], os.Stderr)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+// options are the settings of a run, from the command line.
+type options struct {
+	quick                 bool
+	runs                  int
+	scenarios, contenders []string
+	databaseURL, redisURL string
+	out, svg              string
+	procs, goroutines     int
+	compute               time.Duration
+	loopGoroutines        int
+	expiryTTL             time.Duration
+	expiryCompute         time.Duration
+	expiryDuration        time.Duration
+	zipfKeys              int
+	zipfS                 float64
+	zipfCompute           time.Duration
+	zipfDuration          time.Duration
+	hitsDuration          time.Duration
+	manyKeys              int
+	manyCompute           time.Duration
+	cpuProfile            string // directory for the workers\' CPU profiles
+	command               string // the command line, for the report
+}
+
+// Where the servers are when nothing says otherwise.
+const (
+	defaultDatabaseURL = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+	defaultRedisURL    = "redis://127.0.0.1:6379/0"
+)
+
+// parseOptions parses the command line.
+func parseOptions(args []string, stderr io.Writer) (*options, error) {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	o := &options{}
+	fs.BoolVar(&o.quick, "quick", false, "1 repetition and shorter loops: about a minute")
+	fs.IntVar(&o.runs, "runs", 5, "repetitions of every scenario (-quick: 1)")
+	scen := fs.String("scenarios", "stampede,crash,expiry,zipf,hits,manykeys", "comma-separated scenarios to run")
+	cont := fs.String("contenders", strings.Join(defaultContenders, ","), "comma-separated contenders to run")
+	fs.StringVar(&o.databaseURL, "database-url", "", "PostgreSQL `URL` (default: DATABASE_URL, else "+defaultDatabaseURL+")")
+	fs.StringVar(&o.redisURL, "redis-url", "", "Redis `URL` (default: REDIS_URL, else "+defaultRedisURL+")")
+	fs.StringVar(&o.out, "out", "../BENCHMARKS.md", "the report to write")
+	fs.StringVar(&o.svg, "svg", "../docs/bench-stampede.svg", "the chart to write; the report links it relative to -out")
+	fs.IntVar(&o.procs, "procs", 8, "worker processes")
+	fs.IntVar(&o.goroutines, "goroutines", 100, "goroutines per process in stampede and crash")
+	fs.DurationVar(&o.compute, "compute", 100*time.Millisecond, "computation time in stampede and crash")
+	fs.IntVar(&o.loopGoroutines, "loop-goroutines", 8, "goroutines per process in expiry, zipf and hits")
+	fs.DurationVar(&o.expiryTTL, "expiry-ttl", 200*time.Millisecond, "TTL of the hot key in expiry")
+	fs.DurationVar(&o.expiryCompute, "expiry-compute", 10*time.Millisecond, "computation time in expiry")
+	fs.DurationVar(&o.expiryDuration, "expiry-duration", 3*time.Second, "length of an expiry run (-quick: 1.5s)")
+	fs.IntVar(&o.zipfKeys, "keys", 1000, "keys in zipf and hits")
+	fs.Float64Var(&o.zipfS, "zipf-s", 1.1, "Zipf exponent s (> 1) in zipf")
+	fs.DurationVar(&o.zipfCompute, "zipf-compute", 10*time.Millisecond, "computation time in zipf")
+	fs.DurationVar(&o.zipfDuration, "zipf-duration", 3*time.Second, "length of a zipf run (-quick: 1.5s)")
+	fs.DurationVar(&o.hitsDuration, "hits-duration", 2*time.Second, "length of a hits run (-quick: 1s)")
+	fs.IntVar(&o.manyKeys, "many-keys", 10_000, "distinct keys missed at once by one process in manykeys")
+	fs.DurationVar(&o.manyCompute, "many-compute", 50*time.Millisecond, "computation time in manykeys")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of every worker into `dir` (for investigation; it slows the workers)")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if o.quick {
+		for name, short := range map[string]*time.Duration{"expiry-duration": &o.expiryDuration,
+			"zipf-duration": &o.zipfDuration, "hits-duration": &o.hitsDuration} {
+			if !set[name] {
+				*short /= 2
+			}
+		}
+		if !set["runs"] {
+			o.runs = 1
+		}
+	}
+	o.scenarios, o.contenders = splitList(*scen), splitList(*cont)
+	if err := checkContenders(o.contenders); err != nil {
+		return nil, err
+	}
+	if o.runs < 1 || o.procs < 1 || o.goroutines < 1 || o.loopGoroutines < 1 || o.zipfKeys < 1 || o.zipfS <= 1 {
+		return nil, errors.New("-runs, -procs, -goroutines, -loop-goroutines and -keys must be at least 1, and -zipf-s above 1")
+	}
+	o.databaseURL = firstOf(o.databaseURL, os.Getenv("DATABASE_URL"), defaultDatabaseURL)
+	o.redisURL = firstOf(o.redisURL, os.Getenv("REDIS_URL"), defaultRedisURL)
+	o.command = strings.TrimSpace("cd bench && go run . " + strings.Join(args, " "))
+	return o, nil
+}
+
+// run is the parent: it runs the scenarios and writes the report.
+func run(ctx context.Context, args []string, stderr io.Writer) error {
+	o, err := parseOptions(args, stderr)
+	if err != nil {
+		return err
+	}
+	s, err := newSuite(ctx, o, stderr)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	if err := s.run(ctx); err != nil {
+		return err
+	}
+	return s.write()
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func firstOf(s ...string) string {
+	for _, x := range s {
+		if x != "" {
+			return x
+		}
+	}
+	return ""
+}

@@ -1,0 +1,47 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+)
+
+// method writes how the numbers were made.
+func (s *suite) method(b *bytes.Buffer) {
+	fmt.Fprintf(b, "\n## Method\n\n")
+	fmt.Fprintf(b, "Each measurement is a fleet of worker processes: the command re-executes itself, each worker connects (a Redis client; a pgxpool pool for the contenders that use PostgreSQL, pinged once so that one connection is warm), says it is ready, and waits on a barrier on its stdin; the parent releases every worker at once. ")
+	fmt.Fprintf(b, "The compute function sleeps and counts its own calls; workers report their counts, latencies and errors to the parent. ")
+	fmt.Fprintf(b, "While a fleet runs, the parent samples every %v the PostgreSQL sessions and advisory locks (`pg_stat_activity` and `pg_locks`, filtered by an `application_name` unique to the run) and every %v the Redis clients (`CLIENT LIST`, filtered by a client name unique to the run), and reports the peaks. ", samplePGEvery, sampleRedisEvery)
+	fmt.Fprintf(b, "Every key is written under a prefix unique to the run, and only those keys are deleted afterwards.\n\n")
+	fmt.Fprintf(b, "The contenders, each a small file of [bench/](bench/), all with their clients' default settings (pgxpool: max(4, NumCPU) connections per process; go-redis: 10 per CPU):\n\n")
+	fmt.Fprintf(b, "- **none**: cache-aside on Redis: `GET`, and on a miss compute and `SET`. No coordination.\n")
+	fmt.Fprintf(b, "- **recipe**: a Go port of the Django recipe `cache_chained_calculation`: the Redis key is the md5 of the key; on a miss the caller runs `BEGIN`, `select pg_advisory_xact_lock((x'c'::bigint<<60) | first 60 bits of the md5)` (derived in Go, checked against the SQL in `recipe_test.go`), re-reads Redis, computes and `SET`s if it still misses, and `COMMIT`s. Each caller that misses holds a pooled connection and a transaction while it waits.\n")
+	fmt.Fprintf(b, "- **singleflight**: `golang.org/x/sync/singleflight` around the cache-aside (as go-redis/cache's `Once`): coalescing inside a process only.\n")
+	fmt.Fprintf(b, "- **sturdyc**: `github.com/viccon/sturdyc` `GetOrFetch` on its in-process cache, no shared store: coalescing inside a process only, and hits from memory. The in-process floor for latency.\n")
+	fmt.Fprintf(b, "- **redsync**: a `github.com/go-redsync/redsync/v4` mutex per key with its defaults (8 s expiry, 32 tries, 50 to 250 ms between tries) on a miss, then a re-check, compute and `SET`, then unlock.\n")
+	fmt.Fprintf(b, "- **pgflight**: `pgflight.Fetch` with `redisstore` and `pglock`, every setting at its default (pglock's connection cap is min(16, max(2, pool MaxConns/2)) = 2 with the default pool here).\n")
+}
+
+// descriptions returns a paragraph per scenario, with its settings.
+func (s *suite) descriptions() map[string]string {
+	o := s.o
+	return map[string]string{
+		"stampede": fmt.Sprintf("One cold key: %d processes × %d goroutines call once for it at the same moment; computing it takes %v. Latency is per call, from the release of the barrier. The ideal: 1 computation, every caller served after about one computation.", o.procs, o.goroutines, o.compute),
+		"crash":    fmt.Sprintf("The stampede again (%d × %d, %v), but the parent SIGKILLs the first process that starts computing, half-way through its computation (it announces the start on stdout). Measured: the time from the kill until every caller in the surviving processes has a value (\"never\" if any surviving call failed), the survivors' errors and computations.", o.procs, o.goroutines, o.compute),
+		"expiry":   fmt.Sprintf("One hot key with a TTL of %v under a tight loop: %d processes × %d goroutines for %v; computing takes %v. Every worker reads the key once before the barrier. Computations that started within half a TTL of each other are counted as one expiry (a stored value stays fresh for a whole TTL, so two of them are a duplicate). Computations per TTL period = computations ÷ (run length ÷ TTL), the issue's measure: as a period lasts a TTL plus one computation, the ideal is just under 1, plus the start when the key was cold; per expiry the ideal is exactly 1.", o.expiryTTL, o.procs, o.loopGoroutines, o.expiryDuration, o.expiryCompute),
+		"zipf":     fmt.Sprintf("%d keys drawn from a Zipf distribution (s = %g), in a tight loop: %d processes × %d goroutines for %v, every key cold at the start; computing takes %v; TTL 10 minutes. Computations per key = computations ÷ distinct keys asked for (ideal 1.00); calls/s over the whole fleet.", o.zipfKeys, o.zipfS, o.procs, o.loopGoroutines, o.zipfDuration, o.zipfCompute),
+		"hits":     fmt.Sprintf("%d warm keys (every worker calls each once before the barrier), drawn uniformly in a tight loop: %d processes × %d goroutines for %v. Pure hit throughput; sturdyc's hits are in-process memory reads and are shown for reference only.", o.zipfKeys, o.procs, o.loopGoroutines, o.hitsDuration),
+		"manykeys": fmt.Sprintf("One process misses %d distinct keys at once (one goroutine each; computing takes %v), pgflight only. The parent samples the process's advisory locks in `pg_locks` (held, and held or awaited); the worker samples pglock's connections in use every millisecond and reports `Stats.FailOpens` (flights that computed without the lock because pglock's cap answered ErrBusy) and any 'out of shared memory' (SQLSTATE 53200) it saw.", o.manyKeys, o.manyCompute),
+	}
+}
+
+// summary is one run's numbers on one line, for the progress log.
+func summary(scenario string, m metrics) string {
+	var parts []string
+	for _, c := range specs()[scenario].cols {
+		if v, ok := m[c.key]; ok {
+			parts = append(parts, c.head+"="+c.format(v))
+		}
+	}
+	return strings.Join(parts, " ")
+}

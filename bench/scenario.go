@@ -1,0 +1,192 @@
+package main
+
+import (
+	"math"
+	"slices"
+	"strings"
+	"time"
+)
+
+// A scenario is one workload, run by every contender it lists.
+type scenario struct {
+	name       string
+	procs      int
+	contenders []string // nil: all
+	crash      bool     // kill the first worker to compute, half-way through
+	job        func(o *options) job
+	measure    func(j job, r *fleetResult, p peaks) metrics
+}
+
+// metrics are the numbers of one run, by name. A number that could not be
+// measured (a crash never recovered from) is +Inf.
+type metrics map[string]float64
+
+// scenarios returns the scenarios in the order they run and are reported.
+func scenarios(o *options) []*scenario {
+	return []*scenario{
+		{name: "stampede", procs: o.procs, job: func(o *options) job {
+			return job{Work: workOnce, Goroutines: o.goroutines, Compute: o.compute, TTL: time.Minute}
+		}, measure: measureOnce},
+		{name: "crash", procs: o.procs, crash: true, job: func(o *options) job {
+			return job{Work: workOnce, Goroutines: o.goroutines, Compute: o.compute, TTL: time.Minute, Announce: true}
+		}, measure: measureCrash},
+		{name: "expiry", procs: o.procs, job: func(o *options) job {
+			return job{Work: workLoop, Goroutines: o.loopGoroutines, Compute: o.expiryCompute, TTL: o.expiryTTL,
+				Duration: o.expiryDuration, Keys: 1, Warm: true, Times: true}
+		}, measure: measureExpiry},
+		{name: "zipf", procs: o.procs, job: func(o *options) job {
+			return job{Work: workLoop, Goroutines: o.loopGoroutines, Compute: o.zipfCompute, TTL: 10 * time.Minute,
+				Duration: o.zipfDuration, Keys: o.zipfKeys, Zipf: o.zipfS}
+		}, measure: measureLoop},
+		{name: "hits", procs: o.procs, job: func(o *options) job {
+			return job{Work: workLoop, Goroutines: o.loopGoroutines, TTL: 10 * time.Minute,
+				Duration: o.hitsDuration, Keys: o.zipfKeys, Warm: true}
+		}, measure: measureLoop},
+		{name: "manykeys", procs: 1, contenders: []string{"pgflight"}, job: func(o *options) job {
+			return job{Work: workMany, Goroutines: o.manyKeys, Compute: o.manyCompute, TTL: time.Minute}
+		}, measure: measureMany},
+	}
+}
+
+// measureOnce measures a stampede: every call's latency from the release.
+func measureOnce(j job, r *fleetResult, p peaks) metrics {
+	var lat []int64
+	m := common(r, p)
+	for _, w := range r.reports {
+		lat = append(lat, w.Latencies...)
+	}
+	slices.Sort(lat)
+	m["p50"] = ms(percentile(lat, 0.50))
+	m["p99"] = ms(percentile(lat, 0.99))
+	m["max"] = ms(percentile(lat, 1))
+	return m
+}
+
+// measureCrash measures, beyond a stampede's numbers for the survivors,
+// the time from the kill until every surviving caller had a value: +Inf if
+// any surviving call failed.
+func measureCrash(j job, r *fleetResult, p peaks) metrics {
+	m := measureOnce(j, r, p)
+	var last int64
+	for _, w := range r.reports {
+		for _, d := range w.Done {
+			last = max(last, d)
+		}
+	}
+	m["recovery"] = ms(last - r.killAt)
+	if m["errors"] > 0 || last == 0 {
+		m["recovery"] = math.Inf(1)
+	}
+	return m
+}
+
+// measureExpiry measures a hot key's recomputations. Computations that
+// started within half a TTL of each other belong to one expiry: a value
+// stays fresh for a TTL after it is stored, so two of them are a duplicate.
+// It reports computations per TTL period of the run (the measure;
+// the start adds one when the key was cold), per expiry, and the most in
+// one expiry.
+func measureExpiry(j job, r *fleetResult, p peaks) metrics {
+	m := measureLoop(j, r, p)
+	var times []int64
+	var elapsed int64
+	for _, w := range r.reports {
+		times = append(times, w.ComputeTimes...)
+		elapsed = max(elapsed, w.Elapsed)
+	}
+	slices.Sort(times)
+	m["per_period"] = float64(len(times)) / (float64(elapsed) / float64(j.TTL))
+	waves, most, n := 0, 0, 0
+	var start int64
+	for _, t := range times {
+		if waves == 0 || t-start >= int64(j.TTL/2) {
+			waves, start, n = waves+1, t, 0
+		}
+		n++
+		most = max(most, n)
+	}
+	m["expiries"] = float64(waves)
+	if waves > 0 {
+		m["per_expiry"] = float64(len(times)) / float64(waves)
+	}
+	m["max_wave"] = float64(most)
+	return m
+}
+
+// measureLoop measures a tight loop: throughput, and computations per key
+// asked for.
+func measureLoop(j job, r *fleetResult, p peaks) metrics {
+	m := common(r, p)
+	var tput float64
+	h := newHist()
+	asked := make([]bool, j.Keys)
+	perKey := make([]int32, j.Keys)
+	for _, w := range r.reports {
+		tput += float64(w.Calls) / (float64(w.Elapsed) / float64(time.Second))
+		h.merge(w.Hist)
+		for k := range min(len(w.Requested), j.Keys) {
+			asked[k] = asked[k] || w.Requested[k]
+		}
+		for k := range min(len(w.PerKey), j.Keys) {
+			perKey[k] += w.PerKey[k]
+		}
+	}
+	m["throughput"] = tput
+	m["p50"], m["p99"], m["max"] = ms(h.quantile(0.5)), ms(h.quantile(0.99)), ms(h.quantile(1))
+	n := 0
+	for _, a := range asked {
+		if a {
+			n++
+		}
+	}
+	m["keys"] = float64(n)
+	if n > 0 {
+		m["per_key"] = m["computations"] / float64(n)
+	}
+	m["max_key"] = float64(slices.Max(append(perKey, 0)))
+	return m
+}
+
+// measureMany measures one process missing many distinct keys at once.
+func measureMany(j job, r *fleetResult, p peaks) metrics {
+	m := common(r, p)
+	var oom int
+	for _, w := range r.reports {
+		m["elapsed"] = ms(w.Elapsed)
+		m["in_use"] = float64(w.PeakInUse)
+		// pglock's documented default cap: min(16, max(2, MaxConns/2)).
+		m["cap"] = float64(min(16, max(2, w.PoolMax/2)))
+		for _, s := range w.Warnings {
+			if isOutOfSharedMemory(s) {
+				oom++
+			}
+		}
+		if isOutOfSharedMemory(w.FirstError) {
+			oom++
+		}
+	}
+	if isOutOfSharedMemory(p.err) {
+		oom++
+	}
+	m["oom"] = float64(oom)
+	return m
+}
+
+// common returns the numbers every scenario reports.
+func common(r *fleetResult, p peaks) metrics {
+	m := metrics{"conns": float64(p.conns), "locks_held": float64(p.locksHeld), "locks": float64(p.locks),
+		"redis": float64(p.redisClients)}
+	for _, w := range r.reports {
+		m["calls"] += float64(w.Calls)
+		m["errors"] += float64(w.Errors)
+		m["computations"] += float64(w.Computations)
+		m["fail_opens"] += float64(w.FailOpens)
+	}
+	return m
+}
+
+// isOutOfSharedMemory reports whether s is PostgreSQL's error for a full
+// lock table.
+func isOutOfSharedMemory(s string) bool {
+	return strings.Contains(s, "out of shared memory") || strings.Contains(s, "53200")
+}

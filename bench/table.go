@@ -1,0 +1,128 @@
+package main
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+)
+
+// A col is one column of a scenario's table: the median of a metric.
+type col struct {
+	head   string
+	key    string
+	format func(float64) string
+}
+
+// A ratio compares two contenders on a metric, repetition by repetition.
+type ratio struct {
+	a, b, key, label string
+}
+
+// tableSpec says how a scenario is reported.
+type tableSpec struct {
+	cols   []col
+	ratios []ratio
+}
+
+// specs returns how each scenario is reported.
+func specs() map[string]tableSpec {
+	return map[string]tableSpec{
+		"stampede": {
+			cols: []col{{"computations", "computations", num}, {"p50 ms", "p50", msec}, {"p99 ms", "p99", msec},
+				{"max ms", "max", msec}, {"peak PG conns", "conns", num}, {"peak Redis clients", "redis", num},
+				{"errors", "errors", num}},
+			ratios: []ratio{{"pgflight", "sturdyc", "p50", "caller p50"}, {"pgflight", "sturdyc", "max", "caller max"},
+				{"pgflight", "recipe", "p50", "caller p50"}, {"pgflight", "recipe", "max", "caller max"}},
+		},
+		"crash": {
+			cols: []col{{"computations (survivors)", "computations", num},
+				{"every survivor served, ms after the kill", "recovery", msec}, {"survivors' p50 ms", "p50", msec},
+				{"survivors' max ms", "max", msec}, {"errors", "errors", num}, {"peak PG conns", "conns", num}},
+			ratios: []ratio{{"pgflight", "recipe", "recovery", "time until every survivor is served"}},
+		},
+		"expiry": {
+			cols: []col{{"computations", "computations", num}, {"expiries", "expiries", num},
+				{"computations per TTL period", "per_period", dec2}, {"per expiry", "per_expiry", dec2},
+				{"most in one expiry", "max_wave", num},
+				{"calls/s", "throughput", rate}, {"errors", "errors", num}, {"peak PG conns", "conns", num}},
+			ratios: []ratio{{"pgflight", "none", "throughput", "calls/s"}},
+		},
+		"zipf": {
+			cols: []col{{"computations per key", "per_key", dec2}, {"most for one key", "max_key", num},
+				{"keys asked", "keys", num}, {"calls/s", "throughput", rate}, {"p50 ms", "p50", msec},
+				{"p99 ms", "p99", msec}, {"max ms", "max", msec}, {"errors", "errors", num},
+				{"peak PG conns", "conns", num}, {"fail-opens", "fail_opens", num}},
+			ratios: []ratio{{"pgflight", "none", "throughput", "calls/s"}, {"pgflight", "recipe", "throughput", "calls/s"},
+				{"pgflight", "none", "per_key", "computations per key"}},
+		},
+		"hits": {
+			cols: []col{{"calls/s", "throughput", rate}, {"p50 ms", "p50", msec}, {"p99 ms", "p99", msec},
+				{"errors", "errors", num}, {"peak PG conns", "conns", num},
+				{"peak Redis clients", "redis", num}},
+			ratios: []ratio{{"pgflight", "none", "throughput", "calls/s"}, {"singleflight", "none", "throughput", "calls/s"}},
+		},
+		"manykeys": {
+			cols: []col{{"keys", "calls", num}, {"computations", "computations", num}, {"all served, ms", "elapsed", msec},
+				{"peak advisory locks held", "locks_held", num}, {"peak held + awaited", "locks", num},
+				{"documented cap", "cap", num}, {"peak pglock conns in use", "in_use", num},
+				{"fail-opens", "fail_opens", num}, {"'out of shared memory'", "oom", num}, {"errors", "errors", num}},
+		},
+	}
+}
+
+// num formats a count; a median of an even number of runs may end in .5.
+func num(x float64) string {
+	switch {
+	case math.IsNaN(x):
+		return "–"
+	case math.IsInf(x, 1):
+		return "never"
+	case x == math.Trunc(x):
+		return strconv.FormatFloat(x, 'f', 0, 64)
+	}
+	return strconv.FormatFloat(x, 'f', 1, 64)
+}
+
+// msec formats milliseconds.
+func msec(x float64) string {
+	if math.IsNaN(x) || math.IsInf(x, 0) {
+		return num(x)
+	}
+	if x >= 1000 {
+		return strconv.FormatFloat(x, 'f', 0, 64)
+	}
+	return strconv.FormatFloat(x, 'f', 1, 64)
+}
+
+// dec2 formats with two decimals.
+func dec2(x float64) string {
+	if math.IsNaN(x) || math.IsInf(x, 0) {
+		return num(x)
+	}
+	return strconv.FormatFloat(x, 'f', 2, 64)
+}
+
+// rate formats a rate with thousands separators.
+func rate(x float64) string {
+	if math.IsNaN(x) || math.IsInf(x, 0) {
+		return num(x)
+	}
+	s := strconv.FormatFloat(math.Round(x), 'f', 0, 64)
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}
+
+// ratioText formats a ratio as "1.02x".
+func ratioText(x float64) string {
+	if math.IsNaN(x) {
+		return "–"
+	}
+	return fmt.Sprintf("%.2fx", x)
+}

@@ -1,0 +1,93 @@
+package main
+
+import (
+	"fmt"
+	"math"
+)
+
+// A targetRow is one target of issue 3 and how the run did.
+type targetRow struct {
+	target, measured, verdict string
+}
+
+// targets checks pgflight against the targets of issue 3, on medians and
+// on ratios between contenders of the same repetition.
+func (s *suite) targets() []targetRow {
+	var rows []targetRow
+	add := func(target, measured string, ok, ran bool) {
+		v := "yes"
+		switch {
+		case !ran:
+			v, measured = "not run", "–"
+		case !ok:
+			v = "**no**"
+		}
+		rows = append(rows, targetRow{target, measured, v})
+	}
+	ran := func(sc string, names ...string) bool {
+		for _, n := range names {
+			if len(s.values(sc, n, "calls")) == 0 {
+				return false
+			}
+		}
+		return true
+	}
+	ratio := func(sc, a, b, key string) float64 { return median(ratios(s.runs[sc][a], s.runs[sc][b], key)) }
+
+	comps := s.values("stampede", "pgflight", "computations")
+	add("stampede: exactly 1 computation", "pgflight: "+list(comps, num)+" (per repetition)",
+		allEqual(comps, 1), ran("stampede", "pgflight"))
+	r := ratio("stampede", "pgflight", "sturdyc", "p50")
+	add("stampede: pgflight p50 ≤ 1.05x sturdyc's", fmt.Sprintf("%s (%s ms vs %s ms)", ratioText(r),
+		msec(s.medianOf("stampede", "pgflight", "p50")), msec(s.medianOf("stampede", "sturdyc", "p50"))),
+		r <= 1.05, ran("stampede", "pgflight", "sturdyc"))
+	r = ratio("stampede", "pgflight", "sturdyc", "max")
+	add("stampede: pgflight max ≤ 1.15x sturdyc's", fmt.Sprintf("%s (%s ms vs %s ms)", ratioText(r),
+		msec(s.medianOf("stampede", "pgflight", "max")), msec(s.medianOf("stampede", "sturdyc", "max"))),
+		r <= 1.15, ran("stampede", "pgflight", "sturdyc"))
+	c := s.maxOf("stampede", "pgflight", "conns")
+	add(fmt.Sprintf("stampede: peak PostgreSQL connections ≤ %d (one per process)", s.o.procs),
+		fmt.Sprintf("%s at most, median %s", num(c), num(s.medianOf("stampede", "pgflight", "conns"))),
+		c <= float64(s.o.procs), ran("stampede", "pgflight"))
+
+	rec, errs := s.medianOf("crash", "pgflight", "recovery"), s.maxOf("crash", "pgflight", "errors")
+	add("crash: every survivor has a value ≤ 120 ms after the kill, no errors",
+		fmt.Sprintf("%s ms (median; per repetition %s), errors %s at most (recipe: %s ms)", msec(rec),
+			list(s.values("crash", "pgflight", "recovery"), msec), num(errs), msec(s.medianOf("crash", "recipe", "recovery"))),
+		rec <= 120 && errs == 0, ran("crash", "pgflight"))
+
+	pp, errs := s.medianOf("expiry", "pgflight", "per_period"), s.maxOf("expiry", "pgflight", "errors")
+	wave := s.maxOf("expiry", "pgflight", "max_wave")
+	add("expiry: ≤ 1 computation per TTL period, no errors",
+		fmt.Sprintf("at most %s computation in any one expiry; %s per TTL period, %s per expiry (medians); errors %s",
+			num(wave), dec2(pp), dec2(s.medianOf("expiry", "pgflight", "per_expiry")), num(errs)),
+		wave <= 1 && errs == 0, ran("expiry", "pgflight"))
+
+	pk := s.medianOf("zipf", "pgflight", "per_key")
+	add("zipf: 1.00 computations per key", fmt.Sprintf("%s (none: %s)", dec2(pk), dec2(s.medianOf("zipf", "none", "per_key"))),
+		math.Round(pk*100) <= 100, ran("zipf", "pgflight"))
+	r = ratio("zipf", "pgflight", "none", "throughput")
+	add("zipf: throughput ≥ 1.0x no protection", fmt.Sprintf("%s (recipe: %s)", ratioText(r),
+		ratioText(ratio("zipf", "recipe", "none", "throughput"))), r >= 1.0, ran("zipf", "pgflight", "none"))
+
+	r = ratio("hits", "pgflight", "none", "throughput")
+	add("hits on Redis: throughput ≥ 0.95x no protection", ratioText(r), r >= 0.95, ran("hits", "pgflight", "none"))
+
+	oom, held, all, cap := s.maxOf("manykeys", "pgflight", "oom"), s.maxOf("manykeys", "pgflight", "locks_held"),
+		s.maxOf("manykeys", "pgflight", "locks"), s.maxOf("manykeys", "pgflight", "cap")
+	add(fmt.Sprintf("%s distinct keys missed at once: no 'out of shared memory', peak advisory locks ≤ the documented cap", rate(float64(s.o.manyKeys))),
+		fmt.Sprintf("'out of shared memory' %s; peak locks held %s, held or awaited %s; cap %s; fail-opens %s",
+			num(oom), num(held), num(all), num(cap), num(s.medianOf("manykeys", "pgflight", "fail_opens"))),
+		oom == 0 && all <= cap, ran("manykeys", "pgflight"))
+	return rows
+}
+
+// allEqual reports whether xs is not empty and every x equals v.
+func allEqual(xs []float64, v float64) bool {
+	for _, x := range xs {
+		if x != v {
+			return false
+		}
+	}
+	return len(xs) > 0
+}

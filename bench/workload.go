@@ -1,0 +1,163 @@
+package main
+
+import (
+	"context"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// stampedeKey is the one key of the once workload.
+const stampedeKey = "stampede"
+
+// A tally gathers the calls and errors of a worker's goroutines.
+type tally struct {
+	calls, errors atomic.Int64
+	mu            sync.Mutex
+	first         string
+}
+
+func (t *tally) add(err error) {
+	t.calls.Add(1)
+	if err != nil {
+		if t.errors.Add(1) == 1 {
+			t.mu.Lock()
+			t.first = err.Error()
+			t.mu.Unlock()
+		}
+	}
+}
+
+func (t *tally) report() workerReport {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return workerReport{Calls: t.calls.Load(), Errors: t.errors.Load(), FirstError: t.first}
+}
+
+// together runs g goroutines, released at once, and returns when all have
+// returned, with the time of the release.
+func together(g int, body func(i int, t0 time.Time)) time.Time {
+	start := make(chan struct{})
+	var t0 time.Time // written before start closes, read after
+	var wg sync.WaitGroup
+	for i := range g {
+		wg.Go(func() {
+			<-start
+			body(i, t0)
+		})
+	}
+	t0 = time.Now()
+	close(start)
+	wg.Wait()
+	return t0
+}
+
+// runOnce has every goroutine call once for stampedeKey, recording each
+// call's latency from the release and, for a successful call, when it
+// returned.
+func runOnce(ctx context.Context, c contender, j job, cnt *counter) workerReport {
+	var t tally
+	lat := make([]int64, j.Goroutines)
+	done := make([]int64, j.Goroutines)
+	t0 := together(j.Goroutines, func(i int, t0 time.Time) {
+		_, err := c.get(ctx, stampedeKey, cnt.fn(stampedeKey, -1))
+		now := time.Now()
+		lat[i] = int64(now.Sub(t0))
+		if err == nil {
+			done[i] = now.UnixNano()
+		}
+		t.add(err)
+	})
+	rep := t.report()
+	rep.Latencies = lat
+	for _, d := range done {
+		if d != 0 {
+			rep.Done = append(rep.Done, d)
+		}
+	}
+	rep.Elapsed = since(t0)
+	return rep
+}
+
+// runLoop has every goroutine call in a tight loop for j.Duration, for keys
+// drawn from j.Keys keys, Zipf-distributed if j.Zipf > 1 and uniformly
+// otherwise. It records which keys were asked for.
+func runLoop(ctx context.Context, c contender, j job, cnt *counter) workerReport {
+	var t tally
+	asked := make([][]bool, j.Goroutines)
+	hists := make([]hist, j.Goroutines)
+	t0 := together(j.Goroutines, func(i int, t0 time.Time) {
+		r := rand.New(rand.NewPCG(j.Seed, uint64(j.Index)<<32|uint64(i)))
+		next := func() int { return r.IntN(j.Keys) }
+		if j.Zipf > 1 {
+			z := rand.NewZipf(r, j.Zipf, 1, uint64(j.Keys-1))
+			next = func() int { return int(z.Uint64()) }
+		}
+		seen, h := make([]bool, j.Keys), newHist()
+		deadline := t0.Add(j.Duration)
+		for now := time.Now(); now.Before(deadline); {
+			k := next()
+			seen[k] = true
+			_, err := c.get(ctx, keyName(k), cnt.fn(keyName(k), k))
+			t.add(err)
+			end := time.Now()
+			h.add(int64(end.Sub(now)))
+			now = end
+		}
+		asked[i], hists[i] = seen, h
+	})
+	rep := t.report()
+	rep.Elapsed = since(t0)
+	rep.Hist = newHist()
+	for _, h := range hists {
+		rep.Hist.merge(h)
+	}
+	rep.Requested = make([]bool, j.Keys)
+	for _, seen := range asked {
+		for k, ok := range seen {
+			rep.Requested[k] = rep.Requested[k] || ok
+		}
+	}
+	rep.PerKey = make([]int32, j.Keys)
+	for k := range cnt.perKey {
+		rep.PerKey[k] = cnt.perKey[k].Load()
+	}
+	return rep
+}
+
+// runMany has every goroutine call once for a key of its own, all at once.
+// For pgflight it also records the peak of pglock's connections in use.
+func runMany(ctx context.Context, c contender, j job, cnt *counter) workerReport {
+	var t tally
+	var peak atomic.Int64
+	stop := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		p, ok := c.(interface{ inUse() int })
+		if !ok {
+			return
+		}
+		for {
+			if n := int64(p.inUse()); n > peak.Load() {
+				peak.Store(n)
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(time.Millisecond):
+			}
+		}
+	}()
+	t0 := together(j.Goroutines, func(i int, _ time.Time) {
+		_, err := c.get(ctx, keyName(i), cnt.fn(keyName(i), -1))
+		t.add(err)
+	})
+	close(stop)
+	<-sampled
+	rep := t.report()
+	rep.Elapsed = since(t0)
+	rep.PeakInUse = int(peak.Load())
+	return rep
+}
