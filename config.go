@@ -185,6 +185,23 @@ type callOptions struct {
 	err   error
 }
 
+// options returns the call options for opts over g's defaults. Only a call
+// with options pays for them: applying one takes o's address.
+func (g *Group) options(opts []Option) callOptions {
+	o := callOptions{ttl: g.cfg.TTL, stale: g.cfg.StaleTTL, beta: g.cfg.EarlyRefresh}
+	if len(opts) > 0 {
+		o = applyOptions(o, opts)
+	}
+	return o
+}
+
+func applyOptions(o callOptions, opts []Option) callOptions {
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return o
+}
+
 // WithTTL sets how long the value computed by this call stays fresh,
 // instead of Config.TTL. A non-positive ttl makes Fetch fail.
 func WithTTL(ttl time.Duration) Option {

@@ -34,10 +34,7 @@ func Fetch[T any](ctx context.Context, g *Group, key string, fn func(context.Con
 	if fn == nil {
 		return zero, fmt.Errorf("pgflight: fetch %s: nil fn", quoteKey(key))
 	}
-	o := callOptions{ttl: g.cfg.TTL, stale: g.cfg.StaleTTL, beta: g.cfg.EarlyRefresh}
-	for _, opt := range opts {
-		opt(&o)
-	}
+	o := g.options(opts)
 	if o.err != nil {
 		return zero, fmt.Errorf("pgflight: fetch %s: %w", quoteKey(key), o.err)
 	}
@@ -76,6 +73,11 @@ func (typed[T]) encode(c Codec, v any) ([]byte, byte, error) {
 }
 
 func (typed[T]) decode(c Codec, e entry) (any, error) {
+	var zero T
+	switch any(zero).(type) {
+	case string:
+		return string(e.payload), nil // one allocation fewer than through decodeValue
+	}
 	v, err := decodeValue[T](c, e)
 	if err != nil {
 		return nil, err

@@ -12,7 +12,7 @@ import (
 // concurrent caller of the key joins it, so a process reads the cache,
 // waits for the lock and computes at most once per key at a time.
 type flight struct {
-	done    chan struct{} // closed when val and err are set
+	done    chan struct{} // closed when val and err are set; made on first need, under Group.mu
 	val     any
 	err     error
 	callers int                     // callers still waiting; guarded by Group.mu
@@ -43,11 +43,16 @@ func (g *Group) do(ctx context.Context, key string, o callOptions, ops valueOps)
 	}
 	if f, ok := g.flights[fk]; ok {
 		f.callers++
+		if f.done == nil {
+			f.done = make(chan struct{})
+		}
 		g.mu.Unlock()
 		g.stats.coalesced.Add(1)
 		return g.wait(ctx, fk, f)
 	}
-	f := &flight{done: make(chan struct{}), callers: 1}
+	// A hit with no one else asking never needs the done channel, so it is
+	// made only when a caller waits.
+	f := &flight{callers: 1}
 	g.flights[fk] = f
 	g.mu.Unlock()
 
@@ -78,6 +83,9 @@ func (g *Group) do(ctx context.Context, key string, o callOptions, ops valueOps)
 		return nil, err
 	}
 	f.ctx, f.cancel = context.WithCancelCause(context.WithoutCancel(ctx))
+	if f.done == nil {
+		f.done = make(chan struct{})
+	}
 	g.running.Add(1)
 	g.mu.Unlock()
 	go g.run(f, fk, key, o, ops)
@@ -119,8 +127,10 @@ func (g *Group) finish(fk flightKey, f *flight, v any, err error) {
 	if g.flights[fk] == f {
 		delete(g.flights, fk)
 	}
+	if f.done != nil { // nil: no caller ever waited
+		close(f.done)
+	}
 	g.mu.Unlock()
-	close(f.done)
 }
 
 // run is the flight's goroutine after a miss.

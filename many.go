@@ -52,10 +52,7 @@ func FetchMany[T any](ctx context.Context, g *Group, keys []string, fn func(ctx 
 			uniq = append(uniq, k)
 		}
 	}
-	o := callOptions{ttl: g.cfg.TTL, stale: g.cfg.StaleTTL}
-	for _, opt := range opts {
-		opt(&o)
-	}
+	o := g.options(opts)
 	if o.err != nil {
 		return nil, fmt.Errorf("pgflight: fetch many: %w", o.err)
 	}
