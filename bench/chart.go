@@ -9,17 +9,17 @@ import (
 
 // The chart's geometry, in pixels, and its logarithmic time axis.
 const (
-	chartWidth = 900
+	chartWidth = 1000
 	labelWidth = 110 // contender names, left of the plot
-	valueWidth = 250 // numbers, right of the plot
+	valueWidth = 330 // numbers, right of the plot
 	rowHeight  = 26
 	panelHead  = 44 // title and subtitle above a panel's rows
 	axisHeight = 34 // tick labels below a panel's rows
-	axisMinMS  = 10.0
+	axisMinMS  = 20.0
 	axisMaxMS  = 10000.0
 )
 
-var chartTicks = []float64{10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000}
+var chartTicks = []float64{20, 50, 100, 200, 500, 1000, 2000, 5000, 10000}
 
 // A bar is one contender's row: a bar to value, a whisker to whisker.
 type bar struct {
@@ -36,12 +36,12 @@ func (s *suite) chart(w io.Writer) {
 	for _, name := range contenders {
 		if _, ok := s.runs["stampede"][name]; ok {
 			p50, mx := s.medianOf("stampede", name, "p50"), s.medianOf("stampede", name, "max")
-			stampede = append(stampede, bar{name, p50, mx, fmt.Sprintf("p50 %s ms, max %s ms, %s computations",
-				msec(p50), msec(mx), num(s.medianOf("stampede", name, "computations")))})
+			stampede = append(stampede, bar{name, p50, mx, fmt.Sprintf("p50 %s · max %s ms · %s",
+				msec(p50), msec(mx), computations(s.medianOf("stampede", name, "computations")))})
 		}
 		if _, ok := s.runs["crash"][name]; ok {
 			rec := s.medianOf("crash", name, "recovery")
-			text := msec(rec) + " ms"
+			text := fmt.Sprintf("%s ms · %s", msec(rec), computations(s.medianOf("crash", name, "computations")))
 			if math.IsInf(rec, 1) {
 				text = fmt.Sprintf("never: %s survivors' calls failed", num(s.medianOf("crash", name, "errors")))
 			}
@@ -106,4 +106,12 @@ func writePanel(w io.Writer, y int, title, subtitle string, bars []bar) {
 			labelWidth+plotW+10, ry+17, weight, html.EscapeString(b.text))
 	}
 	fmt.Fprintf(w, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="#333"/>`+"\n", labelWidth, top, labelWidth, bottom)
+}
+
+// computations says "1 computation" or "n computations".
+func computations(n float64) string {
+	if n == 1 {
+		return "1 computation"
+	}
+	return num(n) + " computations"
 }

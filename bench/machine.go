@@ -2,10 +2,12 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"runtime"
 	"slices"
 	"strings"
@@ -27,6 +29,7 @@ type machine struct {
 	loadAfter  string // and at the end
 	floors     []floor
 	date       time.Time
+	revision   string // of the pgflight repository the bench was built in
 }
 
 // A floor is the median latency of one elementary operation on loopback.
@@ -40,6 +43,7 @@ type floor struct {
 func describeMachine(ctx context.Context, conn *pgx.Conn, rdb *redis.Client) (machine, error) {
 	m := machine{cores: runtime.NumCPU(), cpu: cpuModel(), goVersion: runtime.Version(),
 		loadBefore: loadavg(), date: time.Now().UTC()}
+	m.revision = revision()
 	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
 		m.kernel = "Linux " + strings.TrimSpace(string(b))
 	}
@@ -56,6 +60,23 @@ func describeMachine(ctx context.Context, conn *pgx.Conn, rdb *redis.Client) (ma
 		}
 	}
 	return m, nil
+}
+
+// revision describes the commit of the repository around the working
+// directory (the bench module's, so ".." is the library measured), and
+// says whether the library's files differ from it.
+func revision() string {
+	out, err := exec.Command("git", "-C", "..", "log", "-1", "--format=%h %s").Output()
+	if err != nil {
+		return "unknown (not a git checkout)"
+	}
+	rev := strings.TrimSpace(string(out))
+	dirty, err := exec.Command("git", "-C", "..", "status", "--porcelain", "--untracked-files=no", "--",
+		".", ":(exclude)bench", ":(exclude)BENCHMARKS.md", ":(exclude)docs").Output()
+	if err == nil && len(bytes.TrimSpace(dirty)) > 0 {
+		rev += " (with uncommitted changes to the library)"
+	}
+	return rev
 }
 
 // cpuModel returns the first model name in /proc/cpuinfo.

@@ -50,6 +50,7 @@ func (s *suite) report(b *bytes.Buffer) {
 	}
 
 	fmt.Fprintf(b, "\n## Machine\n\n")
+	fmt.Fprintf(b, "- pgflight at `%s`\n", m.revision)
 	fmt.Fprintf(b, "- %d cores: %s; %s\n", m.cores, m.cpu, m.kernel)
 	fmt.Fprintf(b, "- %s; PostgreSQL %s; Redis %s; both on loopback, with their default settings\n", m.goVersion, m.postgres, m.redis)
 	fmt.Fprintf(b, "- Load average (1, 5, 15 min) before: %s; after: %s. The machine is shared with other engineers' test suites, so absolute times are noisy: compare the ratios, which pair contenders of the same repetition.\n", m.loadBefore, m.loadAfter)

@@ -1,0 +1,69 @@
+package main
+
+import (
+	"math"
+	"testing"
+	"time"
+)
+
+// TestStampede runs the stampede in 2 processes of 5 goroutines each:
+// every call gets a value, and pgflight computes once for the fleet.
+func TestStampede(t *testing.T) {
+	for _, tc := range []struct {
+		contender  string
+		maxCompute float64
+	}{
+		{"none", 10},
+		{"pgflight", 1},
+	} {
+		t.Run(tc.contender, func(t *testing.T) {
+			j := job{Work: workOnce, Contender: tc.contender, Goroutines: 5, Compute: 20 * time.Millisecond, TTL: time.Minute}
+			res := runFleet(t, j, 2, false)
+			m := measureOnce(j, res, peaks{})
+			if m["calls"] != 10 || m["errors"] != 0 {
+				t.Fatalf("calls, errors = %v, %v; want 10, 0; reports: %+v", m["calls"], m["errors"], res.reports)
+			}
+			if c := m["computations"]; c < 1 || c > tc.maxCompute {
+				t.Errorf("computations = %v, want 1 to %v", c, tc.maxCompute)
+			}
+			if m["p50"] < 20 {
+				t.Errorf("p50 = %v ms, want at least the 20 ms computation", m["p50"])
+			}
+		})
+	}
+}
+
+// TestCrash kills the process that computes, half-way through: pgflight's
+// survivors take over, compute once more and every one gets a value.
+func TestCrash(t *testing.T) {
+	j := job{Work: workOnce, Contender: "pgflight", Goroutines: 3, Compute: 200 * time.Millisecond,
+		TTL: time.Minute, Announce: true}
+	res := runFleet(t, j, 3, true)
+	if res.killed == 0 || len(res.reports) != 2 {
+		t.Fatalf("killed pid %d, %d reports; want a kill and 2 survivors", res.killed, len(res.reports))
+	}
+	m := measureCrash(j, res, peaks{})
+	if m["calls"] != 6 || m["errors"] != 0 || m["computations"] != 1 {
+		t.Errorf("survivors: calls, errors, computations = %v, %v, %v; want 6, 0, 1", m["calls"], m["errors"], m["computations"])
+	}
+	// The kill comes 100 ms into the first computation; the survivors need
+	// at least a second one.
+	if r := m["recovery"]; math.IsInf(r, 0) || r < 200 {
+		t.Errorf("recovery = %v ms, want at least 200", r)
+	}
+}
+
+// TestLoop runs a short zipf loop: the report covers the keys asked for
+// and every worker's calls.
+func TestLoop(t *testing.T) {
+	j := job{Work: workLoop, Contender: "pgflight", Goroutines: 2, Compute: time.Millisecond, TTL: time.Minute,
+		Duration: 300 * time.Millisecond, Keys: 50, Zipf: 1.1}
+	res := runFleet(t, j, 2, false)
+	m := measureLoop(j, res, peaks{})
+	if m["errors"] != 0 || m["calls"] == 0 || m["keys"] == 0 {
+		t.Fatalf("errors, calls, keys = %v, %v, %v; want 0 errors, some calls and keys", m["errors"], m["calls"], m["keys"])
+	}
+	if m["computations"] < m["keys"] {
+		t.Errorf("computations = %v, fewer than the %v keys asked for", m["computations"], m["keys"])
+	}
+}

@@ -1,0 +1,102 @@
+package main
+
+import (
+	"bytes"
+	"encoding/xml"
+	"errors"
+	"io"
+	"math"
+	"strings"
+	"testing"
+	"time"
+)
+
+// fakeSuite returns a suite holding made-up results for every scenario.
+func fakeSuite(t *testing.T) *suite {
+	t.Helper()
+	o, err := parseOptions([]string{"-runs", "2"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &suite{o: o, runs: map[string]map[string][]metrics{}, took: time.Minute, stderr: io.Discard,
+		machine: machine{cores: 2, cpu: "test CPU", floors: []floor{{"Redis GET (hit)", 1, 60 * time.Microsecond}}}}
+	for _, sc := range scenarios(o) {
+		s.runs[sc.name] = map[string][]metrics{}
+		for i, name := range s.contendersOf(sc) {
+			for rep := range 2 {
+				m := metrics{"calls": 800, "computations": 1, "p50": 100 + float64(i), "max": 110 + float64(i+rep),
+					"recovery": 110, "throughput": 1000 * float64(i+1), "per_key": 1, "max_wave": 1, "cap": 2, "locks": 2}
+				if name == "redsync" {
+					m["recovery"], m["errors"] = math.Inf(1), 700
+				}
+				s.runs[sc.name][name] = append(s.runs[sc.name][name], m)
+			}
+		}
+	}
+	s.note("a note")
+	return s
+}
+
+// TestReport writes the report and the chart of made-up results: every
+// scenario has its table, and the chart is well-formed XML.
+func TestReport(t *testing.T) {
+	s := fakeSuite(t)
+	var b bytes.Buffer
+	s.report(&b)
+	md := b.String()
+	for _, want := range []string{"## Targets", "## Stampede", "## Crash", "## Expiry", "## Zipf", "## Hits", "## Manykeys",
+		"| pgflight |", "pgflight vs sturdyc, caller p50", "a note", "cd bench && go run . -runs 2"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("report lacks %q", want)
+		}
+	}
+	var svg bytes.Buffer
+	s.chart(&svg)
+	if !strings.Contains(svg.String(), "never") {
+		t.Error("chart does not show redsync's crash as never")
+	}
+	d := xml.NewDecoder(&svg)
+	for {
+		_, err := d.Token()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("chart is not well-formed: %v", err)
+		}
+	}
+}
+
+// TestHist checks that quantiles land within a bucket of the truth.
+func TestHist(t *testing.T) {
+	h := newHist()
+	for i := 1; i <= 1000; i++ {
+		h.add(int64(i) * int64(time.Microsecond))
+	}
+	for _, tc := range []struct {
+		q    float64
+		want time.Duration
+	}{{0.5, 500 * time.Microsecond}, {0.99, 990 * time.Microsecond}, {1, time.Millisecond}} {
+		got := time.Duration(h.quantile(tc.q))
+		if got < tc.want || float64(got) > float64(tc.want)*histBase*1.001 {
+			t.Errorf("quantile(%v) = %v, want %v to %v", tc.q, got, tc.want, time.Duration(float64(tc.want)*histBase))
+		}
+	}
+}
+
+// TestMedian covers odd and even counts and +Inf.
+func TestMedian(t *testing.T) {
+	for _, tc := range []struct {
+		xs   []float64
+		want float64
+	}{
+		{[]float64{3, 1, 2}, 2},
+		{[]float64{4, 1, 3, 2}, 2.5},
+		{[]float64{1, math.Inf(1), math.Inf(1)}, math.Inf(1)},
+		{[]float64{1, 2, math.Inf(1), math.Inf(1)}, math.Inf(1)},
+	} {
+		if got := median(tc.xs); got != tc.want {
+			t.Errorf("median(%v) = %v, want %v", tc.xs, got, tc.want)
+		}
+	}
+}
