@@ -77,10 +77,22 @@
 // lose its lock without being told: the server restarts, an operator runs
 // pg_terminate_backend, a timeout ends the session, or the network fails.
 // The holder learns it only when unlock fails, so a value can occasionally be
-// computed twice, and storing it must be idempotent. The server releases the
-// lock of a hung or unreachable holder only when it notices; set
+// computed twice, and storing it must be idempotent.
+//
+// # Unreachable clients
+//
+// The server releases the lock of a crashed process at once, because its
+// kernel closes the socket. It releases that of an unreachable client (a
+// host that lost power, a network partition) only when it notices, which
+// with the kernel's defaults takes hours. So each lock's transaction sets
 // tcp_keepalives_idle, tcp_keepalives_interval, tcp_keepalives_count and
-// tcp_user_timeout in the connection string to bound that.
+// tcp_user_timeout with SET LOCAL, in the round trip that takes the lock:
+// the server then ends such a session, and drops its lock, within about 15
+// seconds. [WithKeepalive] changes that bound or turns it off; settings in
+// the connection string take precedence. A client that is reachable but
+// frozen (SIGSTOP, a stuck host whose kernel still answers) keeps its lock
+// until it resumes; callers elsewhere bound their wait with
+// pgflight.Config.LockWait.
 //
 // Locks are re-entrant per PostgreSQL session, and a Locker uses a different
 // session for each call, so a goroutine that locks an id it already holds

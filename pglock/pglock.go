@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync/atomic"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 )
@@ -12,11 +13,12 @@ import (
 // The statements of the protocol. Each runs in one round trip with the simple
 // query protocol, so that no prepared statement is needed (PgBouncer in
 // transaction pooling mode); the id goes between a prefix and its End as an
-// integer literal (see statement).
+// integer literal (see statement). lockSQL and trySQL follow the Locker's
+// begin statement (see beginSQL), in the same round trip.
 const (
-	lockSQL      = "begin; select pg_advisory_xact_lock("
+	lockSQL      = "select pg_advisory_xact_lock("
 	lockSQLEnd   = ")"
-	trySQL       = "begin; select pg_try_advisory_xact_lock("
+	trySQL       = "select pg_try_advisory_xact_lock("
 	trySQLEnd    = ")"
 	followSQL    = "select pg_advisory_xact_lock_shared("
 	followSQLEnd = "); rollback"
@@ -43,13 +45,17 @@ type Locker struct {
 	// sem holds one token per pool connection the Locker uses (acquiring,
 	// waiting or holding). Its capacity is the connection cap.
 	sem chan struct{}
+	// lockSQL and trySQL are the prefixes of the statements that begin a
+	// lock's transaction: BEGIN, the keepalive settings, then the lock.
+	lockSQL, trySQL string
 }
 
 // An Option configures a [Locker] in [New].
 type Option func(*options)
 
 type options struct {
-	maxConns int
+	maxConns  int
+	keepalive time.Duration
 }
 
 // WithMaxConns caps the pool connections a Locker uses at once, counting both
@@ -77,7 +83,13 @@ func New(pool *pgxpool.Pool, opts ...Option) *Locker {
 	if o.maxConns < 1 {
 		o.maxConns = defaultMaxConns(int(pool.Config().MaxConns))
 	}
-	return &Locker{pool: pool, sem: make(chan struct{}, o.maxConns)}
+	begin := beginSQL(o.keepalive, pool.Config().ConnConfig.RuntimeParams)
+	return &Locker{
+		pool:    pool,
+		sem:     make(chan struct{}, o.maxConns),
+		lockSQL: begin + lockSQL,
+		trySQL:  begin + trySQL,
+	}
 }
 
 func defaultMaxConns(poolMax int) int {
@@ -85,7 +97,8 @@ func defaultMaxConns(poolMax int) int {
 }
 
 // Lock blocks until the caller holds the exclusive lock on id or ctx ends.
-// It sends BEGIN and pg_advisory_xact_lock(id) in one round trip on a pool
+// It sends BEGIN, the [WithKeepalive] settings and pg_advisory_xact_lock(id)
+// in one round trip on a pool
 // connection that it keeps until unlock. ctx bounds taking a connection and
 // the wait; it is not kept.
 //
@@ -111,7 +124,7 @@ func (l *Locker) Lock(ctx context.Context, id int64) (unlock func(context.Contex
 	if err != nil {
 		return nil, err
 	}
-	if _, err := run(ctx, c, statement(lockSQL, id, lockSQLEnd)); err != nil {
+	if _, err := run(ctx, c, statement(l.lockSQL, id, lockSQLEnd)); err != nil {
 		l.discard(c)
 		return nil, fmt.Errorf("pglock: lock: %w", ctxErr(ctx, err))
 	}
@@ -138,7 +151,7 @@ func (l *Locker) LockOrFollow(ctx context.Context, id int64) (unlock func(contex
 	if err != nil {
 		return nil, err
 	}
-	got, err := run(ctx, c, statement(trySQL, id, trySQLEnd))
+	got, err := run(ctx, c, statement(l.trySQL, id, trySQLEnd))
 	if err != nil {
 		l.discard(c)
 		return nil, fmt.Errorf("pglock: lock: %w", ctxErr(ctx, err))

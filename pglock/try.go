@@ -23,7 +23,7 @@ func (l *Locker) TryLock(ctx context.Context, id int64) (unlock func(context.Con
 	if err != nil {
 		return nil, err
 	}
-	got, err := run(ctx, c, statement(trySQL, id, trySQLEnd))
+	got, err := run(ctx, c, statement(l.trySQL, id, trySQLEnd))
 	if err != nil {
 		l.discard(c)
 		return nil, fmt.Errorf("pglock: try: %w", ctxErr(ctx, err))
