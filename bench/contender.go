@@ -44,8 +44,9 @@ type deps struct {
 }
 
 // dial connects to Redis, and to PostgreSQL if contender needs it, with
-// the clients' default settings (pgxpool: max(4, NumCPU) connections;
-// go-redis: 10 per CPU), naming every connection j.App.
+// the clients' default settings (pgxpool: max(4, NumCPU) connections,
+// unless j.PGPool says otherwise; go-redis: 10 per CPU), naming every
+// connection j.App.
 func dial(ctx context.Context, j job) (*deps, error) {
 	d := &deps{prefix: j.Prefix, ttl: j.TTL, warn: &warnings{}}
 	opt, err := redis.ParseURL(j.RedisURL)
@@ -65,6 +66,9 @@ func dial(ctx context.Context, j job) (*deps, error) {
 			return nil, fmt.Errorf("database url: %w", err)
 		}
 		cfg.ConnConfig.RuntimeParams["application_name"] = j.App
+		if j.PGPool > 0 {
+			cfg.MaxConns = int32(j.PGPool)
+		}
 		if d.pool, err = pgxpool.NewWithConfig(ctx, cfg); err == nil {
 			err = d.pool.Ping(ctx) // one warm connection, as in a running service
 		}

@@ -44,6 +44,7 @@ type job struct {
 	Announce    bool          `json:"announce"`              // say "computing" on stdout at the first computation
 	Times       bool          `json:"times"`                 // report when each computation started
 	CPUProfile  string        `json:"cpu_profile,omitempty"` // directory for a CPU profile of the run
+	PGPool      int           `json:"pg_pool,omitempty"`     // MaxConns of the PostgreSQL pool; 0: pgxpool\'s default
 }
 
 // A workerReport is what a worker writes on stdout, as one JSON line, when
@@ -62,6 +63,7 @@ type workerReport struct {
 	Done         []int64         `json:"done_ns,omitempty"`      // once: Unix time each successful call returned
 	ComputeTimes []int64         `json:"compute_ns,omitempty"`   // Unix time each computation started
 	Elapsed      int64           `json:"elapsed_ns"`             // from the release until the last call returned
+	Release      int64           `json:"release_ns"`             // Unix time of the release from the barrier
 	FailOpens    uint64          `json:"fail_opens"`             // pgflight: flights computed without the lock
 	PeakInUse    int             `json:"peak_in_use"`            // pgflight: peak pglock connections in use
 	PoolMax      int             `json:"pool_max"`               // MaxConns of the PostgreSQL pool; 0 without one

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
@@ -19,35 +20,35 @@ import (
 
 // A machine describes where a run took place.
 type machine struct {
-	cores      int
-	cpu        string // model name from /proc/cpuinfo
-	kernel     string
-	goVersion  string
-	postgres   string
-	redis      string
-	loadBefore string // /proc/loadavg at the start
-	loadAfter  string // and at the end
-	floors     []floor
-	date       time.Time
-	revision   string // of the pgflight repository the bench was built in
+	Cores      int
+	CPU        string // model name from /proc/cpuinfo
+	Kernel     string
+	GoVersion  string
+	Postgres   string
+	Redis      string
+	LoadBefore string // /proc/loadavg at the start
+	LoadAfter  string // and at the end
+	Floors     []floor
+	Date       time.Time
+	Revision   string // of the pgflight repository the bench was built in
 }
 
 // A floor is the median latency of one elementary operation on loopback.
 type floor struct {
-	name string
-	rtts int
-	p50  time.Duration
+	Name string
+	RTTs int
+	P50  time.Duration
 }
 
 // describeMachine reads the machine's and the servers' descriptions.
 func describeMachine(ctx context.Context, conn *pgx.Conn, rdb *redis.Client) (machine, error) {
-	m := machine{cores: runtime.NumCPU(), cpu: cpuModel(), goVersion: runtime.Version(),
-		loadBefore: loadavg(), date: time.Now().UTC()}
-	m.revision = revision()
+	m := machine{Cores: runtime.NumCPU(), CPU: cpuModel(), GoVersion: runtime.Version(),
+		LoadBefore: loadavg(), Date: time.Now().UTC()}
+	m.Revision = revision()
 	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
-		m.kernel = "Linux " + strings.TrimSpace(string(b))
+		m.Kernel = "Linux " + strings.TrimSpace(string(b))
 	}
-	if err := conn.QueryRow(ctx, "show server_version").Scan(&m.postgres); err != nil {
+	if err := conn.QueryRow(ctx, "show server_version").Scan(&m.Postgres); err != nil {
 		return m, fmt.Errorf("postgres version: %w", err)
 	}
 	info, err := rdb.Info(ctx, "server").Result()
@@ -56,7 +57,7 @@ func describeMachine(ctx context.Context, conn *pgx.Conn, rdb *redis.Client) (ma
 	}
 	for _, line := range strings.Split(info, "\n") {
 		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "redis_version:"); ok {
-			m.redis = v
+			m.Redis = v
 		}
 	}
 	return m, nil
@@ -66,12 +67,18 @@ func describeMachine(ctx context.Context, conn *pgx.Conn, rdb *redis.Client) (ma
 // directory (the bench module's, so ".." is the library measured), and
 // says whether the library's files differ from it.
 func revision() string {
-	out, err := exec.Command("git", "-C", "..", "log", "-1", "--format=%h %s").Output()
+	// Lexically, as Go resolves the module's replace directive: ".." of a
+	// symlinked bench directory is the directory holding the link.
+	root := ".."
+	if wd, err := os.Getwd(); err == nil {
+		root = filepath.Dir(wd)
+	}
+	out, err := exec.Command("git", "-C", root, "log", "-1", "--format=%h %s").Output()
 	if err != nil {
 		return "unknown (not a git checkout)"
 	}
 	rev := strings.TrimSpace(string(out))
-	dirty, err := exec.Command("git", "-C", "..", "status", "--porcelain", "--untracked-files=no", "--",
+	dirty, err := exec.Command("git", "-C", root, "status", "--porcelain", "--untracked-files=no", "--",
 		".", ":(exclude)bench", ":(exclude)BENCHMARKS.md", ":(exclude)docs").Output()
 	if err == nil && len(bytes.TrimSpace(dirty)) > 0 {
 		rev += " (with uncommitted changes to the library)"
@@ -112,7 +119,7 @@ func loadavg() string {
 const floorRounds = 1000
 
 // measureFloors times the operations every contender is made of, on the
-// monitor's connections, one after another.
+// monitor's connections, in turn.
 func measureFloors(ctx context.Context, conn *pgx.Conn, rdb *redis.Client) ([]floor, error) {
 	key := fmt.Sprintf("pgflight-bench:floor:%d", os.Getpid())
 	if err := rdb.Set(ctx, key, "v", time.Minute).Err(); err != nil {
@@ -143,18 +150,21 @@ func measureFloors(ctx context.Context, conn *pgx.Conn, rdb *redis.Client) ([]fl
 			return tx.Commit(ctx)
 		}},
 	}
-	var floors []floor
-	for _, o := range ops {
-		d := make([]int64, floorRounds)
-		for i := range d {
+	// Round robin, so that every operation sees the same background load.
+	d := make([][]int64, len(ops))
+	for range floorRounds {
+		for i, o := range ops {
 			t := time.Now()
 			if err := o.op(); err != nil {
 				return nil, fmt.Errorf("%s: %w", o.name, err)
 			}
-			d[i] = int64(time.Since(t))
+			d[i] = append(d[i], int64(time.Since(t)))
 		}
-		slices.Sort(d)
-		floors = append(floors, floor{o.name, o.rtts, time.Duration(percentile(d, 0.5))})
+	}
+	var floors []floor
+	for i, o := range ops {
+		slices.Sort(d[i])
+		floors = append(floors, floor{o.name, o.rtts, time.Duration(percentile(d[i], 0.5))})
 	}
 	return floors, nil
 }

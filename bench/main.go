@@ -48,8 +48,11 @@ type options struct {
 	hitsDuration          time.Duration
 	manyKeys              int
 	manyCompute           time.Duration
-	cpuProfile            string // directory for the workers\' CPU profiles
-	command               string // the command line, for the report
+	cpuProfile            string   // directory for the workers\' CPU profiles
+	pgPool                int      // MaxConns of the PostgreSQL pools; 0: pgxpool\'s default
+	save, render          string   // write the results to, or render them from, a file
+	args                  []string // the command line
+	command               string   // the command line, for the report
 }
 
 // Where the servers are when nothing says otherwise.
@@ -64,7 +67,7 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	fs.SetOutput(stderr)
 	o := &options{}
 	fs.BoolVar(&o.quick, "quick", false, "1 repetition and shorter loops: about a minute")
-	fs.IntVar(&o.runs, "runs", 5, "repetitions of every scenario (-quick: 1)")
+	fs.IntVar(&o.runs, "runs", 7, "repetitions of every scenario (-quick: 1)")
 	scen := fs.String("scenarios", "stampede,crash,expiry,zipf,hits,manykeys", "comma-separated scenarios to run")
 	cont := fs.String("contenders", strings.Join(defaultContenders, ","), "comma-separated contenders to run")
 	fs.StringVar(&o.databaseURL, "database-url", "", "PostgreSQL `URL` (default: DATABASE_URL, else "+defaultDatabaseURL+")")
@@ -77,14 +80,17 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.loopGoroutines, "loop-goroutines", 8, "goroutines per process in expiry, zipf and hits")
 	fs.DurationVar(&o.expiryTTL, "expiry-ttl", 200*time.Millisecond, "TTL of the hot key in expiry")
 	fs.DurationVar(&o.expiryCompute, "expiry-compute", 10*time.Millisecond, "computation time in expiry")
-	fs.DurationVar(&o.expiryDuration, "expiry-duration", 3*time.Second, "length of an expiry run (-quick: 1.5s)")
+	fs.DurationVar(&o.expiryDuration, "expiry-duration", 2*time.Second, "length of an expiry run (-quick: 1s)")
 	fs.IntVar(&o.zipfKeys, "keys", 1000, "keys in zipf and hits")
 	fs.Float64Var(&o.zipfS, "zipf-s", 1.1, "Zipf exponent s (> 1) in zipf")
 	fs.DurationVar(&o.zipfCompute, "zipf-compute", 10*time.Millisecond, "computation time in zipf")
-	fs.DurationVar(&o.zipfDuration, "zipf-duration", 3*time.Second, "length of a zipf run (-quick: 1.5s)")
-	fs.DurationVar(&o.hitsDuration, "hits-duration", 2*time.Second, "length of a hits run (-quick: 1s)")
+	fs.DurationVar(&o.zipfDuration, "zipf-duration", 2500*time.Millisecond, "length of a zipf run (-quick: 1.25s)")
+	fs.DurationVar(&o.hitsDuration, "hits-duration", 1500*time.Millisecond, "length of a hits run (-quick: 0.75s)")
 	fs.IntVar(&o.manyKeys, "many-keys", 10_000, "distinct keys missed at once by one process in manykeys")
 	fs.DurationVar(&o.manyCompute, "many-compute", 50*time.Millisecond, "computation time in manykeys")
+	fs.IntVar(&o.pgPool, "pg-pool", 0, "connections of each process's PostgreSQL pool (recipe and pgflight); 0: pgxpool's default, max(4, NumCPU)")
+	fs.StringVar(&o.save, "save", "", "also save the results to `file`, for -render")
+	fs.StringVar(&o.render, "render", "", "measure nothing: write the report and the chart from the results saved in `file`")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of every worker into `dir` (for investigation; it slows the workers)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -114,7 +120,8 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	}
 	o.databaseURL = firstOf(o.databaseURL, os.Getenv("DATABASE_URL"), defaultDatabaseURL)
 	o.redisURL = firstOf(o.redisURL, os.Getenv("REDIS_URL"), defaultRedisURL)
-	o.command = strings.TrimSpace("cd bench && go run . " + strings.Join(args, " "))
+	o.args = args
+	o.command = strings.TrimSpace("cd bench && go run . " + strings.Join(commandArgs(args), " "))
 	return o, nil
 }
 
@@ -124,6 +131,13 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if o.render != "" {
+		s, err := loadSuite(o.render, o)
+		if err != nil {
+			return err
+		}
+		return s.write()
+	}
 	s, err := newSuite(ctx, o, stderr)
 	if err != nil {
 		return err
@@ -132,7 +146,30 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	if err := s.run(ctx); err != nil {
 		return err
 	}
+	if o.save != "" {
+		if err := s.save(o.save); err != nil {
+			return err
+		}
+	}
 	return s.write()
+}
+
+// commandArgs returns args without the flags that choose where results go,
+// which do not change what is measured.
+func commandArgs(args []string) []string {
+	var out []string
+	for i := 0; i < len(args); i++ {
+		name, _, hasValue := strings.Cut(strings.TrimLeft(args[i], "-"), "=")
+		switch name {
+		case "save", "render", "out", "svg":
+			if !hasValue {
+				i++
+			}
+			continue
+		}
+		out = append(out, args[i])
+	}
+	return out
 }
 
 func splitList(s string) []string {

@@ -35,7 +35,7 @@ func (s *suite) report(b *bytes.Buffer) {
 	o, m := s.o, s.machine
 	fmt.Fprintf(b, "# pgflight benchmarks\n\n")
 	fmt.Fprintf(b, "Written by `%s` (the bench module, [bench/](bench/)) on %s; the run took %v.",
-		o.command, m.date.Format("2006-01-02 15:04 UTC"), s.took.Round(time.Second))
+		o.command, m.Date.Format("2006-01-02 15:04 UTC"), s.took.Round(time.Second))
 	if o.quick {
 		fmt.Fprintf(b, " **Quick mode**: %d repetition(s) and shortened loops, a smoke test, not the numbers to quote.", o.runs)
 	}
@@ -50,13 +50,13 @@ func (s *suite) report(b *bytes.Buffer) {
 	}
 
 	fmt.Fprintf(b, "\n## Machine\n\n")
-	fmt.Fprintf(b, "- pgflight at `%s`\n", m.revision)
-	fmt.Fprintf(b, "- %d cores: %s; %s\n", m.cores, m.cpu, m.kernel)
-	fmt.Fprintf(b, "- %s; PostgreSQL %s; Redis %s; both on loopback, with their default settings\n", m.goVersion, m.postgres, m.redis)
-	fmt.Fprintf(b, "- Load average (1, 5, 15 min) before: %s; after: %s. The machine is shared with other engineers' test suites, so absolute times are noisy: compare the ratios, which pair contenders of the same repetition.\n", m.loadBefore, m.loadAfter)
-	fmt.Fprintf(b, "\nLoopback floors, measured at the start of the run (median of %d, one after another):\n\n| operation | round trips | p50 |\n|---|---|---|\n", floorRounds)
-	for _, f := range m.floors {
-		fmt.Fprintf(b, "| %s | %d | %.0f µs |\n", f.name, f.rtts, float64(f.p50)/float64(time.Microsecond))
+	fmt.Fprintf(b, "- pgflight at `%s`\n", m.Revision)
+	fmt.Fprintf(b, "- %d cores: %s; %s\n", m.Cores, m.CPU, m.Kernel)
+	fmt.Fprintf(b, "- %s; PostgreSQL %s; Redis %s; both on loopback, with their default settings\n", m.GoVersion, m.Postgres, m.Redis)
+	fmt.Fprintf(b, "- Load average (1, 5, 15 min) before: %s; after: %s. The machine is shared with other engineers' test suites, so absolute times are noisy: compare the ratios, which pair contenders of the same repetition.\n", m.LoadBefore, m.LoadAfter)
+	fmt.Fprintf(b, "\nLoopback floors, measured at the start of the run (median of %d, the operations in turn). On this box a round trip takes either about 15 µs (client and server meet on one core) or about 60 µs (a wake-up across cores), so these medians move between runs:\n\n| operation | round trips | p50 |\n|---|---|---|\n", floorRounds)
+	for _, f := range m.Floors {
+		fmt.Fprintf(b, "| %s | %d | %.0f µs |\n", f.Name, f.RTTs, float64(f.P50)/float64(time.Microsecond))
 	}
 
 	s.method(b)
@@ -91,6 +91,9 @@ func (s *suite) report(b *bytes.Buffer) {
 		fmt.Fprintf(b, "\n\nReproduce: `cd bench && go run . -scenarios %s`\n", sc.name)
 	}
 
+	if a, err := os.ReadFile("analysis.md"); err == nil {
+		fmt.Fprintf(b, "\n## Analysis\n\nWritten by hand from this run and the investigation runs it cites ([bench/analysis.md](bench/analysis.md)); regenerating the numbers above does not update it.\n\n%s", a)
+	}
 	if len(s.notes) > 0 {
 		fmt.Fprintf(b, "\n## Notes from the run\n\n")
 		for _, n := range s.notes {

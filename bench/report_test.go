@@ -19,7 +19,7 @@ func fakeSuite(t *testing.T) *suite {
 		t.Fatal(err)
 	}
 	s := &suite{o: o, runs: map[string]map[string][]metrics{}, took: time.Minute, stderr: io.Discard,
-		machine: machine{cores: 2, cpu: "test CPU", floors: []floor{{"Redis GET (hit)", 1, 60 * time.Microsecond}}}}
+		machine: machine{Cores: 2, CPU: "test CPU", Floors: []floor{{"Redis GET (hit)", 1, 60 * time.Microsecond}}}}
 	for _, sc := range scenarios(o) {
 		s.runs[sc.name] = map[string][]metrics{}
 		for i, name := range s.contendersOf(sc) {
@@ -98,5 +98,28 @@ func TestMedian(t *testing.T) {
 		if got := median(tc.xs); got != tc.want {
 			t.Errorf("median(%v) = %v, want %v", tc.xs, got, tc.want)
 		}
+	}
+}
+
+// TestSaveRender saves made-up results and renders the same report from
+// them.
+func TestSaveRender(t *testing.T) {
+	s := fakeSuite(t)
+	s.o.args = []string{"-runs", "2"}
+	s.runs["crash"]["none"][1] = nil // a failed run
+	path := t.TempDir() + "/results.gob"
+	if err := s.save(path); err != nil {
+		t.Fatal(err)
+	}
+	l, err := loadSuite(path, s.o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.stderr = io.Discard
+	var a, b bytes.Buffer
+	s.report(&a)
+	l.report(&b)
+	if a.String() != b.String() {
+		t.Errorf("rendered report differs from the original:\n%s\n---\n%s", b.String(), a.String())
 	}
 }

@@ -23,7 +23,7 @@ where l.locktype = 'advisory' and a.application_name = $1`
 // single-threaded and serves the contenders too, than the query is for
 // PostgreSQL.
 const (
-	samplePGEvery    = 5 * time.Millisecond
+	samplePGEvery    = 10 * time.Millisecond
 	sampleRedisEvery = 20 * time.Millisecond
 )
 

@@ -25,10 +25,10 @@ type metrics map[string]float64
 func scenarios(o *options) []*scenario {
 	return []*scenario{
 		{name: "stampede", procs: o.procs, job: func(o *options) job {
-			return job{Work: workOnce, Goroutines: o.goroutines, Compute: o.compute, TTL: time.Minute}
+			return job{Work: workOnce, Goroutines: o.goroutines, Compute: o.compute, TTL: time.Minute, Times: true}
 		}, measure: measureOnce},
 		{name: "crash", procs: o.procs, crash: true, job: func(o *options) job {
-			return job{Work: workOnce, Goroutines: o.goroutines, Compute: o.compute, TTL: time.Minute, Announce: true}
+			return job{Work: workOnce, Goroutines: o.goroutines, Compute: o.compute, TTL: time.Minute, Announce: true, Times: true}
 		}, measure: measureCrash},
 		{name: "expiry", procs: o.procs, job: func(o *options) job {
 			return job{Work: workLoop, Goroutines: o.loopGoroutines, Compute: o.expiryCompute, TTL: o.expiryTTL,
@@ -48,34 +48,58 @@ func scenarios(o *options) []*scenario {
 	}
 }
 
-// measureOnce measures a stampede: every call's latency from the release.
+// measureOnce measures a stampede: every call's latency from the release,
+// and when the first computation started, from the first release.
 func measureOnce(j job, r *fleetResult, p peaks) metrics {
 	var lat []int64
 	m := common(r, p)
+	release, start := int64(math.MaxInt64), int64(math.MaxInt64)
 	for _, w := range r.reports {
 		lat = append(lat, w.Latencies...)
+		release = min(release, w.Release)
+		for _, t := range w.ComputeTimes {
+			start = min(start, t)
+		}
+	}
+	if start != math.MaxInt64 && release != math.MaxInt64 {
+		m["start"] = ms(start - release)
 	}
 	slices.Sort(lat)
 	m["p50"] = ms(percentile(lat, 0.50))
 	m["p99"] = ms(percentile(lat, 0.99))
 	m["max"] = ms(percentile(lat, 1))
+	if st, ok := m["start"]; ok {
+		m["fanout"] = m["max"] - st - ms(int64(j.Compute))
+	}
 	return m
 }
 
 // measureCrash measures, beyond a stampede's numbers for the survivors,
 // the time from the kill until every surviving caller had a value: +Inf if
-// any surviving call failed.
+// any surviving call failed. When the survivors' first computation started
+// after the kill (a takeover), it splits that time into the takeover (kill
+// to the new computation's start), the computation, and the fan-out (its
+// end to the last survivor served).
 func measureCrash(j job, r *fleetResult, p peaks) metrics {
 	m := measureOnce(j, r, p)
 	var last int64
+	first := int64(math.MaxInt64)
 	for _, w := range r.reports {
 		for _, d := range w.Done {
 			last = max(last, d)
+		}
+		for _, t := range w.ComputeTimes {
+			first = min(first, t)
 		}
 	}
 	m["recovery"] = ms(last - r.killAt)
 	if m["errors"] > 0 || last == 0 {
 		m["recovery"] = math.Inf(1)
+	}
+	delete(m, "fanout")
+	if first != math.MaxInt64 && first > r.killAt && last > 0 {
+		m["takeover"] = ms(first - r.killAt)
+		m["fanout"] = ms(last - first - int64(j.Compute))
 	}
 	return m
 }

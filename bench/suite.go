@@ -90,7 +90,7 @@ func (s *suite) run(ctx context.Context) error {
 	s.logf("pgflight bench %s: PostgreSQL %s, Redis %s; %d repetition(s); load %s",
 		s.runID, redact(s.o.databaseURL), redact(s.o.redisURL), s.o.runs, loadavg())
 	var err error
-	if s.machine.floors, err = measureFloors(ctx, s.monitor, s.rdb); err != nil {
+	if s.machine.Floors, err = measureFloors(ctx, s.monitor, s.rdb); err != nil {
 		return fmt.Errorf("floors: %w", err)
 	}
 	for _, sc := range scenarios(s.o) {
@@ -113,9 +113,9 @@ func (s *suite) run(ctx context.Context) error {
 			}
 		}
 	}
-	s.machine.loadAfter = loadavg()
+	s.machine.LoadAfter = loadavg()
 	s.took = time.Since(start)
-	s.logf("done in %v; load %s", s.took.Round(time.Second), s.machine.loadAfter)
+	s.logf("done in %v; load %s", s.took.Round(time.Second), s.machine.LoadAfter)
 	return nil
 }
 
@@ -138,7 +138,7 @@ func (s *suite) runOne(ctx context.Context, sc *scenario, name string, rep int) 
 	j.App = fmt.Sprintf("pgflight-bench-%s-%s-%s-%d", s.runID, sc.name, name, rep)
 	j.DatabaseURL, j.RedisURL = s.o.databaseURL, s.o.redisURL
 	j.Seed = uint64(rep)
-	j.CPUProfile = s.o.cpuProfile
+	j.CPUProfile, j.PGPool = s.o.cpuProfile, s.o.pgPool
 	f := &fleet{exe: s.exe, procs: sc.procs, job: j, crash: sc.crash, stderr: s.stderr}
 	start := time.Now()
 	smp := startSampler(s.monitor, s.rdb, j.App)

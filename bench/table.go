@@ -29,15 +29,17 @@ type tableSpec struct {
 func specs() map[string]tableSpec {
 	return map[string]tableSpec{
 		"stampede": {
-			cols: []col{{"computations", "computations", num}, {"p50 ms", "p50", msec}, {"p99 ms", "p99", msec},
-				{"max ms", "max", msec}, {"peak PG conns", "conns", num}, {"peak Redis clients", "redis", num},
-				{"errors", "errors", num}},
+			cols: []col{{"computations", "computations", num}, {"first computation starts, ms", "start", msec},
+				{"p50 ms", "p50", msec}, {"p99 ms", "p99", msec},
+				{"max ms", "max", msec}, {"fan-out ms", "fanout", msec}, {"peak PG conns", "conns", num},
+				{"peak Redis clients", "redis", num}, {"errors", "errors", num}},
 			ratios: []ratio{{"pgflight", "sturdyc", "p50", "caller p50"}, {"pgflight", "sturdyc", "max", "caller max"},
 				{"pgflight", "recipe", "p50", "caller p50"}, {"pgflight", "recipe", "max", "caller max"}},
 		},
 		"crash": {
 			cols: []col{{"computations (survivors)", "computations", num},
-				{"every survivor served, ms after the kill", "recovery", msec}, {"survivors' p50 ms", "p50", msec},
+				{"every survivor served, ms after the kill", "recovery", msec},
+				{"of which takeover ms", "takeover", msec}, {"and fan-out ms", "fanout", msec}, {"survivors' p50 ms", "p50", msec},
 				{"survivors' max ms", "max", msec}, {"errors", "errors", num}, {"peak PG conns", "conns", num}},
 			ratios: []ratio{{"pgflight", "recipe", "recovery", "time until every survivor is served"}},
 		},

@@ -76,7 +76,7 @@ func runOnce(ctx context.Context, c contender, j job, cnt *counter) workerReport
 			rep.Done = append(rep.Done, d)
 		}
 	}
-	rep.Elapsed = since(t0)
+	rep.Elapsed, rep.Release = since(t0), t0.UnixNano()
 	return rep
 }
 
