@@ -1,0 +1,185 @@
+package faults_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"runtime"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/goleak"
+
+	"github.com/pgflight/pgflight"
+	"github.com/pgflight/pgflight/pglock"
+	"github.com/pgflight/pgflight/redisstore"
+)
+
+var errBoom = errors.New("boom")
+
+// Scenario 7: a storm of 10,000 Fetch calls over 500 keys, from two Groups
+// standing for two processes (one failing open after a short LockWait, one
+// FailClosed), with random deadlines, force refreshes and TTLs, and fns that
+// succeed, fail, panic, call runtime.Goexit or block until cancelled.
+// Afterwards no advisory lock is held, no pool connection is acquired, and
+// once the pools and clients are closed no goroutine is left.
+//
+// The test is not parallel: goleak sees every goroutine of the process, so
+// it runs alone, while the parallel tests wait for it.
+func TestCancellationStorm(t *testing.T) {
+	ctx := context.Background()
+	pg := startPostgres(t, nil)
+	rd := startRedis(t)
+	ignore := goleak.IgnoreCurrent()
+	ns := namespace(t)
+
+	type side struct {
+		pool   *pgxpool.Pool
+		rdb    *redis.Client
+		locker *pglock.Locker
+		g      *pgflight.Group
+	}
+	open := func(cfg pgflight.Config) side {
+		pcfg, err := pgxpool.ParseConfig(pg.URL())
+		if err != nil {
+			t.Fatal(err)
+		}
+		pcfg.MaxConns = 40
+		pool, err := pgxpool.NewWithConfig(ctx, pcfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		opt, err := redis.ParseURL(rd.URL())
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := side{pool: pool, rdb: redis.NewClient(opt)}
+		s.locker = pglock.New(pool, pglock.WithMaxConns(32))
+		cfg.Namespace, cfg.Cache, cfg.Locker, cfg.Logger = ns, redisstore.New(s.rdb), s.locker, discard
+		if s.g, err = pgflight.New(cfg); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	sides := []side{
+		open(pgflight.Config{LockWait: 20 * time.Millisecond}),
+		open(pgflight.Config{FailClosed: true}),
+	}
+
+	const calls, keys, workers = 10000, 500, 100
+	var mu sync.Mutex
+	outcomes := map[string]int{}
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(w), 7))
+			for range calls / workers {
+				key := fmt.Sprintf("k%d", rng.IntN(keys))
+				si := rng.IntN(len(sides))
+				cctx, cancel := context.WithTimeout(ctx, time.Duration(rng.IntN(50))*time.Millisecond)
+				opts := []pgflight.Option{pgflight.WithTTL(time.Duration(1+rng.IntN(50)) * time.Millisecond)}
+				if rng.IntN(5) == 0 {
+					opts = append(opts, pgflight.WithForceRefresh())
+				}
+				// fn may outlive this iteration, so it draws nothing from rng.
+				mode, work := rng.IntN(6), time.Duration(rng.IntN(20))*time.Millisecond
+				v, err := pgflight.Fetch(cctx, sides[si].g, key, func(ctx context.Context) (string, error) {
+					switch mode {
+					case 0:
+						return "", errBoom
+					case 1:
+						panic("storm")
+					case 2:
+						runtime.Goexit()
+					case 3:
+						<-ctx.Done() // until every caller of the flight has gone
+						return "", ctx.Err()
+					}
+					select {
+					case <-time.After(work):
+					case <-ctx.Done():
+						return "", ctx.Err()
+					}
+					return value(key), nil
+				}, opts...)
+				cancel()
+				var pe *pgflight.PanicError
+				outcome := "unexpected: "
+				switch {
+				case err == nil && v == value(key):
+					outcome = "value"
+				case err == nil:
+					outcome += fmt.Sprintf("value %q for key %q", v, key)
+				case errors.Is(err, errBoom):
+					outcome = "fn's error"
+				case errors.As(err, &pe):
+					outcome = "panic"
+				case errors.Is(err, pgflight.ErrGoexit):
+					outcome = "Goexit"
+				case errors.Is(err, context.DeadlineExceeded):
+					outcome = "deadline"
+				case si == 1 && errors.Is(err, pgflight.ErrLockUnavailable):
+					outcome = "lock unavailable (FailClosed)"
+				default:
+					outcome += err.Error()
+				}
+				mu.Lock()
+				outcomes[outcome]++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+
+	var names []string
+	for o := range outcomes {
+		names = append(names, o)
+	}
+	sort.Strings(names)
+	total := 0
+	for _, o := range names {
+		total += outcomes[o]
+		if len(o) > 11 && o[:11] == "unexpected:" {
+			t.Errorf("%d × %s", outcomes[o], o)
+		} else {
+			t.Logf("%5d × %s", outcomes[o], o)
+		}
+	}
+	if total != calls {
+		t.Errorf("outcomes = %d, want %d", total, calls)
+	}
+	for i, s := range sides {
+		if err := s.g.Close(); err != nil {
+			t.Error(err)
+		}
+		st := s.g.Stats()
+		t.Logf("Group %d: %d computations, %d panics and Goexits, %d fail-opens, %d lock timeouts, %d received, %d coalesced",
+			i, st.Computations, st.Panics, st.FailOpens, st.LockTimeouts, st.Received, st.Coalesced)
+		if n := s.pool.Stat().AcquiredConns(); n != 0 {
+			t.Errorf("Group %d: pool AcquiredConns() = %d after Close, want 0", i, n)
+		}
+		if n := s.locker.InUse(); n != 0 {
+			t.Errorf("Group %d: Locker InUse() = %d after Close, want 0", i, n)
+		}
+	}
+	obs, err := pgxpool.New(ctx, pg.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	noLocksLeft(t, obs)
+	measured(t, "storm over → no advisory lock in pg_locks", time.Since(start))
+	obs.Close()
+	for _, s := range sides {
+		s.pool.Close()
+		s.rdb.Close()
+	}
+	goleak.VerifyNone(t, ignore)
+}
