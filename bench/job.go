@@ -64,6 +64,7 @@ type workerReport struct {
 	ComputeTimes []int64         `json:"compute_ns,omitempty"`   // Unix time each computation started
 	Elapsed      int64           `json:"elapsed_ns"`             // from the release until the last call returned
 	Release      int64           `json:"release_ns"`             // Unix time of the release from the barrier
+	CPU          int64           `json:"cpu_ns"`                 // loop: CPU time of the worker process (user and system) during the loop
 	FailOpens    uint64          `json:"fail_opens"`             // pgflight: flights computed without the lock
 	PeakInUse    int             `json:"peak_in_use"`            // pgflight: peak pglock connections in use
 	PoolMax      int             `json:"pool_max"`               // MaxConns of the PostgreSQL pool; 0 without one

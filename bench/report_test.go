@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -121,5 +122,27 @@ func TestSaveRender(t *testing.T) {
 	l.report(&b)
 	if a.String() != b.String() {
 		t.Errorf("rendered report differs from the original:\n%s\n---\n%s", b.String(), a.String())
+	}
+}
+
+// TestRunOrder checks that every contender runs once per repetition, and
+// pgflight next to none.
+func TestRunOrder(t *testing.T) {
+	names := []string{"none", "recipe", "singleflight", "sturdyc", "redsync", "pgflight"}
+	for rep := range 8 {
+		order := runOrder(names, rep)
+		if len(order) != len(names) {
+			t.Fatalf("rep %d: order %v, want each of %v once", rep, order, names)
+		}
+		i, j := slices.Index(order, "none"), slices.Index(order, "pgflight")
+		if d := j - i; (rep%2 == 0 && d != 1) || (rep%2 == 1 && d != -1) {
+			t.Errorf("rep %d: order %v, want pgflight %s none", rep, order, map[bool]string{true: "after", false: "before"}[rep%2 == 0])
+		}
+	}
+	if got := runOrder([]string{"pgflight"}, 1); len(got) != 1 {
+		t.Errorf("runOrder(pgflight) = %v", got)
+	}
+	if got := runOrder([]string{"sturdyc", "pgflight"}, 1); len(got) != 2 {
+		t.Errorf("runOrder(sturdyc, pgflight) = %v", got)
 	}
 }

@@ -141,13 +141,14 @@ func measureExpiry(j job, r *fleetResult, p peaks) metrics {
 // asked for.
 func measureLoop(j job, r *fleetResult, p peaks) metrics {
 	m := common(r, p)
-	var tput float64
+	var tput, cpu float64
 	h := newHist()
 	asked := make([]bool, j.Keys)
 	perKey := make([]int32, j.Keys)
 	for _, w := range r.reports {
 		tput += float64(w.Calls) / (float64(w.Elapsed) / float64(time.Second))
 		h.merge(w.Hist)
+		cpu += float64(w.CPU)
 		for k := range min(len(w.Requested), j.Keys) {
 			asked[k] = asked[k] || w.Requested[k]
 		}
@@ -156,6 +157,9 @@ func measureLoop(j job, r *fleetResult, p peaks) metrics {
 		}
 	}
 	m["throughput"] = tput
+	if m["calls"] > 0 {
+		m["cpu"] = cpu / m["calls"] / float64(time.Microsecond)
+	}
 	m["p50"], m["p99"], m["max"] = ms(h.quantile(0.5)), ms(h.quantile(0.99)), ms(h.quantile(1))
 	n := 0
 	for _, a := range asked {

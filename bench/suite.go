@@ -100,8 +100,7 @@ func (s *suite) run(ctx context.Context) error {
 		names := s.contendersOf(sc)
 		s.runs[sc.name] = map[string][]metrics{}
 		for rep := range s.o.runs {
-			for i := range names {
-				name := names[(i+rep)%len(names)]
+			for _, name := range runOrder(names, rep) {
 				m, err := s.runOne(ctx, sc, name, rep)
 				if ctx.Err() != nil {
 					return ctx.Err()
@@ -117,6 +116,37 @@ func (s *suite) run(ctx context.Context) error {
 	s.took = time.Since(start)
 	s.logf("done in %v; load %s", s.took.Round(time.Second), s.machine.LoadAfter)
 	return nil
+}
+
+// runOrder returns the order of the contenders in repetition rep: a
+// rotation of names, except that pgflight runs right next to none, its
+// baseline for throughput (after it in even repetitions, before it in odd
+// ones), so that the two see as alike a background load as possible.
+func runOrder(names []string, rep int) []string {
+	var rest []string
+	for _, n := range names {
+		if n != "pgflight" {
+			rest = append(rest, n)
+		}
+	}
+	if len(rest) == 0 {
+		return names
+	}
+	var order []string
+	for i := range rest {
+		n := rest[(i+rep)%len(rest)]
+		if n == "none" && len(rest) < len(names) && rep%2 == 1 {
+			order = append(order, "pgflight")
+		}
+		order = append(order, n)
+		if n == "none" && len(rest) < len(names) && rep%2 == 0 {
+			order = append(order, "pgflight")
+		}
+	}
+	if !slices.Contains(order, "pgflight") && len(rest) < len(names) {
+		order = append(order, "pgflight") // no none to pair with
+	}
+	return order
 }
 
 // contendersOf returns the contenders that run sc, in report order.

@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -87,6 +88,7 @@ func runLoop(ctx context.Context, c contender, j job, cnt *counter) workerReport
 	var t tally
 	asked := make([][]bool, j.Goroutines)
 	hists := make([]hist, j.Goroutines)
+	cpu0 := cpuTime()
 	t0 := together(j.Goroutines, func(i int, t0 time.Time) {
 		r := rand.New(rand.NewPCG(j.Seed, uint64(j.Index)<<32|uint64(i)))
 		next := func() int { return r.IntN(j.Keys) }
@@ -109,6 +111,7 @@ func runLoop(ctx context.Context, c contender, j job, cnt *counter) workerReport
 	})
 	rep := t.report()
 	rep.Elapsed = since(t0)
+	rep.CPU = cpuTime() - cpu0
 	rep.Hist = newHist()
 	for _, h := range hists {
 		rep.Hist.merge(h)
@@ -160,4 +163,13 @@ func runMany(ctx context.Context, c contender, j job, cnt *counter) workerReport
 	rep.Elapsed = since(t0)
 	rep.PeakInUse = int(peak.Load())
 	return rep
+}
+
+// cpuTime returns the CPU time, user and system, the process has used.
+func cpuTime() int64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return ru.Utime.Nano() + ru.Stime.Nano()
 }
