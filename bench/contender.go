@@ -59,7 +59,7 @@ func dial(ctx context.Context, j job) (*deps, error) {
 		d.close()
 		return nil, fmt.Errorf("redis: %w", err)
 	}
-	if usesPostgres(j.Contender) {
+	if usesPostgres(j.Contender) || slices.ContainsFunc(j.Pair, usesPostgres) {
 		cfg, err := pgxpool.ParseConfig(j.DatabaseURL)
 		if err != nil {
 			d.close()
@@ -78,6 +78,14 @@ func dial(ctx context.Context, j job) (*deps, error) {
 		}
 	}
 	return d, nil
+}
+
+// withPrefix returns deps that share d's connections and write under
+// prefix.
+func (d *deps) withPrefix(prefix string) *deps {
+	c := *d
+	c.prefix = prefix
+	return &c
 }
 
 // close closes the connections.

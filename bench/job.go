@@ -45,6 +45,8 @@ type job struct {
 	Times       bool          `json:"times"`                 // report when each computation started
 	CPUProfile  string        `json:"cpu_profile,omitempty"` // directory for a CPU profile of the run
 	PGPool      int           `json:"pg_pool,omitempty"`     // MaxConns of the PostgreSQL pool; 0: pgxpool\'s default
+	Pair        []string      `json:"pair,omitempty"`        // loop: run these contenders in one fleet, taking turns
+	Slice       time.Duration `json:"slice,omitempty"`       // loop with Pair: how long each turn lasts
 }
 
 // A workerReport is what a worker writes on stdout, as one JSON line, when
@@ -69,6 +71,7 @@ type workerReport struct {
 	PeakInUse    int             `json:"peak_in_use"`            // pgflight: peak pglock connections in use
 	PoolMax      int             `json:"pool_max"`               // MaxConns of the PostgreSQL pool; 0 without one
 	Warnings     []string        `json:"warnings,omitempty"`     // distinct warnings logged by the contender
+	Lanes        []workerReport  `json:"lanes,omitempty"`        // loop with Pair: one report per contender
 }
 
 // encode returns j as the value of jobEnv.

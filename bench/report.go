@@ -88,6 +88,14 @@ func (s *suite) report(b *bytes.Buffer) {
 			}
 			fmt.Fprintf(b, "\n- %s vs %s, %s: **%s** (per repetition: %s)", r.a, r.b, r.label, ratioText(median(rs)), list(rs, ratioText))
 		}
+		for _, p := range sc.pairs {
+			rs := pairRatios(s.pairs[sc.name][pairName(p)], "throughput")
+			if len(rs) == 0 {
+				continue
+			}
+			fmt.Fprintf(b, "\n- %s vs %s, calls/s, **taking turns in one fleet** (%v each): **%s** (per repetition: %s)",
+				p[1], p[0], pairSlice, ratioText(median(rs)), list(rs, ratioText))
+		}
 		fmt.Fprintf(b, "\n\nReproduce: `cd bench && go run . -scenarios %s`\n", sc.name)
 	}
 

@@ -19,7 +19,7 @@ func fakeSuite(t *testing.T) *suite {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &suite{o: o, runs: map[string]map[string][]metrics{}, took: time.Minute, stderr: io.Discard,
+	s := &suite{o: o, runs: map[string]map[string][]metrics{}, pairs: map[string]map[string][]pairRun{}, took: time.Minute, stderr: io.Discard,
 		machine: machine{Cores: 2, CPU: "test CPU", Floors: []floor{{"Redis GET (hit)", 1, 60 * time.Microsecond}}}}
 	for _, sc := range scenarios(o) {
 		s.runs[sc.name] = map[string][]metrics{}
@@ -34,6 +34,10 @@ func fakeSuite(t *testing.T) *suite {
 			}
 		}
 	}
+	s.pairs = map[string]map[string][]pairRun{"hits": {
+		"none+pgflight": {{{"throughput": 100}, {"throughput": 97}}, {{"throughput": 100}, {"throughput": 99}}},
+		"none+none":     {{{"throughput": 100}, {"throughput": 101}}},
+	}}
 	s.note("a note")
 	return s
 }
@@ -46,7 +50,7 @@ func TestReport(t *testing.T) {
 	s.report(&b)
 	md := b.String()
 	for _, want := range []string{"## Targets", "## Stampede", "## Crash", "## Expiry", "## Zipf", "## Hits", "## Manykeys",
-		"| pgflight |", "pgflight vs sturdyc, caller p50", "a note", "cd bench && go run . -runs 2"} {
+		"| pgflight |", "pgflight vs sturdyc, caller p50", "a note", "0.98x taking turns in one fleet", "cd bench && go run . -runs 2"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("report lacks %q", want)
 		}
@@ -144,5 +148,25 @@ func TestRunOrder(t *testing.T) {
 	}
 	if got := runOrder([]string{"sturdyc", "pgflight"}, 1); len(got) != 2 {
 		t.Errorf("runOrder(sturdyc, pgflight) = %v", got)
+	}
+}
+
+// TestTurnTime checks how a run is shared between the lanes of a pair.
+func TestTurnTime(t *testing.T) {
+	ms := time.Millisecond
+	for _, tc := range []struct {
+		l, n     int
+		slice, d time.Duration
+		want     time.Duration
+	}{
+		{0, 2, 100 * ms, 1500 * ms, 800 * ms},
+		{1, 2, 100 * ms, 1500 * ms, 700 * ms},
+		{0, 2, 100 * ms, 1450 * ms, 750 * ms},
+		{1, 2, 100 * ms, 1450 * ms, 700 * ms},
+		{0, 1, 100 * ms, 1450 * ms, 1450 * ms},
+	} {
+		if got := time.Duration(turnTime(tc.l, tc.n, tc.slice, tc.d)); got != tc.want {
+			t.Errorf("turnTime(%d, %d, %v, %v) = %v, want %v", tc.l, tc.n, tc.slice, tc.d, got, tc.want)
+		}
 	}
 }

@@ -11,8 +11,9 @@ import (
 type scenario struct {
 	name       string
 	procs      int
-	contenders []string // nil: all
-	crash      bool     // kill the first worker to compute, half-way through
+	contenders []string    // nil: all
+	crash      bool        // kill the first worker to compute, half-way through
+	pairs      [][2]string // contenders also run in one fleet, taking turns (see runLoop)
 	job        func(o *options) job
 	measure    func(j job, r *fleetResult, p peaks) metrics
 }
@@ -37,11 +38,11 @@ func scenarios(o *options) []*scenario {
 		{name: "zipf", procs: o.procs, job: func(o *options) job {
 			return job{Work: workLoop, Goroutines: o.loopGoroutines, Compute: o.zipfCompute, TTL: 10 * time.Minute,
 				Duration: o.zipfDuration, Keys: o.zipfKeys, Zipf: o.zipfS}
-		}, measure: measureLoop},
+		}, measure: measureLoop, pairs: [][2]string{{"none", "pgflight"}}},
 		{name: "hits", procs: o.procs, job: func(o *options) job {
 			return job{Work: workLoop, Goroutines: o.loopGoroutines, TTL: 10 * time.Minute,
 				Duration: o.hitsDuration, Keys: o.zipfKeys, Warm: true}
-		}, measure: measureLoop},
+		}, measure: measureLoop, pairs: [][2]string{{"none", "pgflight"}, {"none", "none"}}},
 		{name: "manykeys", procs: 1, contenders: []string{"pgflight"}, job: func(o *options) job {
 			return job{Work: workMany, Goroutines: o.manyKeys, Compute: o.manyCompute, TTL: time.Minute}
 		}, measure: measureMany},

@@ -15,6 +15,7 @@ type snapshot struct {
 	RunID   string
 	Machine machine
 	Runs    map[string]map[string][]metrics
+	Pairs   map[string]map[string][]pairRun
 	Notes   []string
 	Took    time.Duration
 }
@@ -25,7 +26,7 @@ func (s *suite) save(path string) error {
 	if err != nil {
 		return err
 	}
-	snap := snapshot{Args: s.o.args, RunID: s.runID, Machine: s.machine, Runs: s.runs, Notes: s.notes, Took: s.took}
+	snap := snapshot{Args: s.o.args, RunID: s.runID, Machine: s.machine, Runs: s.runs, Pairs: s.pairs, Notes: s.notes, Took: s.took}
 	if err := gob.NewEncoder(f).Encode(snap); err != nil {
 		f.Close()
 		return fmt.Errorf("save %s: %w", path, err)
@@ -50,6 +51,6 @@ func loadSuite(path string, o *options) (*suite, error) {
 		return nil, fmt.Errorf("options saved in %s: %w", path, err)
 	}
 	saved.out, saved.svg = o.out, o.svg
-	return &suite{o: saved, runID: snap.RunID, machine: snap.Machine, runs: snap.Runs, notes: snap.Notes,
+	return &suite{o: saved, runID: snap.RunID, machine: snap.Machine, runs: snap.Runs, pairs: snap.Pairs, notes: snap.Notes,
 		took: snap.Took, stderr: os.Stderr}, nil
 }

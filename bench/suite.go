@@ -29,7 +29,9 @@ type suite struct {
 
 	// runs[scenario][contender] holds one metrics per repetition; nil for
 	// a run that failed.
-	runs  map[string]map[string][]metrics
+	runs map[string]map[string][]metrics
+	// pairs[scenario][pairName] holds one pairRun per repetition.
+	pairs map[string]map[string][]pairRun
 	notes []string // errors and failures worth a line in the report
 	took  time.Duration
 }
@@ -43,7 +45,7 @@ func newSuite(ctx context.Context, o *options, stderr io.Writer) (*suite, error)
 	var b [4]byte
 	rand.Read(b[:])
 	s := &suite{o: o, exe: exe, runID: hex.EncodeToString(b[:]), stderr: stderr,
-		runs: map[string]map[string][]metrics{}}
+		runs: map[string]map[string][]metrics{}, pairs: map[string]map[string][]pairRun{}}
 	cfg, err := pgx.ParseConfig(o.databaseURL)
 	if err != nil {
 		return nil, fmt.Errorf("database url: %w", err)
@@ -109,6 +111,23 @@ func (s *suite) run(ctx context.Context) error {
 					s.note("%s/%s, repetition %d: failed: %v", sc.name, name, rep+1, err)
 				}
 				s.runs[sc.name][name] = append(s.runs[sc.name][name], m)
+			}
+			for _, p := range sc.pairs {
+				if !slices.Contains(s.o.contenders, p[0]) || !slices.Contains(s.o.contenders, p[1]) {
+					continue
+				}
+				if s.pairs[sc.name] == nil {
+					s.pairs[sc.name] = map[string][]pairRun{}
+				}
+				pr, err := s.runPair(ctx, sc, p, rep)
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				if err != nil {
+					s.note("%s/%s taking turns, repetition %d: failed: %v", sc.name, pairName(p), rep+1, err)
+					continue
+				}
+				s.pairs[sc.name][pairName(p)] = append(s.pairs[sc.name][pairName(p)], pr)
 			}
 		}
 	}

@@ -26,22 +26,35 @@ func runWorker(ctx context.Context, stdin io.Reader, stdout io.Writer) error {
 		return err
 	}
 	defer d.close()
-	c, err := newContender(j.Contender, d)
-	if err != nil {
-		return err
+	names := j.Pair
+	if len(names) == 0 {
+		names = []string{j.Contender}
 	}
 	out := &lockedWriter{w: stdout}
-	cnt := &counter{d: j.Compute, keep: j.Times}
-	if j.Keys > 0 {
-		cnt.perKey = make([]atomic.Int32, j.Keys)
-	}
-	if j.Warm {
-		if err := warm(ctx, c, j); err != nil {
-			return fmt.Errorf("warm: %w", err)
+	var lanes []*lane
+	for i, name := range names {
+		ld := d
+		if len(j.Pair) > 0 {
+			// Each contender of a pair has keys of its own.
+			ld = d.withPrefix(fmt.Sprintf("%s:%d:%s", j.Prefix, i, name))
 		}
-	}
-	if j.Announce {
-		cnt.announce = out
+		c, err := newContender(name, ld)
+		if err != nil {
+			return err
+		}
+		l := &lane{c: c, cnt: &counter{d: j.Compute, keep: j.Times}}
+		if j.Keys > 0 {
+			l.cnt.perKey = make([]atomic.Int32, j.Keys)
+		}
+		if j.Warm {
+			if err := warm(ctx, c, j); err != nil {
+				return fmt.Errorf("warm: %w", err)
+			}
+		}
+		if j.Announce {
+			l.cnt.announce = out
+		}
+		lanes = append(lanes, l)
 	}
 	if _, err := fmt.Fprintln(out, "ready"); err != nil {
 		return err
@@ -59,26 +72,52 @@ func runWorker(ctx context.Context, stdin io.Reader, stdout io.Writer) error {
 	var rep workerReport
 	switch j.Work {
 	case workOnce:
-		rep = runOnce(ctx, c, j, cnt)
+		rep = runOnce(ctx, lanes[0].c, j, lanes[0].cnt)
 	case workLoop:
-		rep = runLoop(ctx, c, j, cnt)
+		runLoop(ctx, lanes, j)
+		rep = lanes[0].rep
+		if len(lanes) > 1 {
+			rep = workerReport{Elapsed: lanes[0].rep.Elapsed * int64(len(lanes))}
+			for _, l := range lanes {
+				l.finish(d)
+				rep.Lanes = append(rep.Lanes, l.rep)
+			}
+		}
 	case workMany:
-		rep = runMany(ctx, c, j, cnt)
+		rep = runMany(ctx, lanes[0].c, j, lanes[0].cnt)
 	default:
 		return fmt.Errorf("unknown work %q", j.Work)
 	}
+	if len(lanes) == 1 {
+		lanes[0].rep = rep
+		lanes[0].finish(d)
+		rep = lanes[0].rep
+	}
 	rep.PID = os.Getpid()
-	rep.Computations = cnt.n.Load()
-	rep.ComputeTimes = cnt.times
 	rep.Warnings = d.warn.list()
-	if d.pool != nil {
-		rep.PoolMax = int(d.pool.Config().MaxConns)
-	}
-	if p, ok := c.(*pgflightC); ok {
-		st := p.stats()
-		rep.FailOpens, rep.Stats = st.FailOpens, &st
-	}
 	return json.NewEncoder(out).Encode(rep)
+}
+
+// A lane is one contender of a worker, with its computation and report.
+type lane struct {
+	c   contender
+	cnt *counter
+	rep workerReport
+}
+
+// finish completes the lane's report with its computations and, for
+// pgflight, the Group's counters.
+func (l *lane) finish(d *deps) {
+	l.rep.PID = os.Getpid()
+	l.rep.Computations = l.cnt.n.Load()
+	l.rep.ComputeTimes = l.cnt.times
+	if d.pool != nil {
+		l.rep.PoolMax = int(d.pool.Config().MaxConns)
+	}
+	if p, ok := l.c.(*pgflightC); ok {
+		st := p.stats()
+		l.rep.FailOpens, l.rep.Stats = st.FailOpens, &st
+	}
 }
 
 // warm calls every key once, starting at a key that depends on the

@@ -83,11 +83,20 @@ func runOnce(ctx context.Context, c contender, j job, cnt *counter) workerReport
 
 // runLoop has every goroutine call in a tight loop for j.Duration, for keys
 // drawn from j.Keys keys, Zipf-distributed if j.Zipf > 1 and uniformly
-// otherwise. It records which keys were asked for.
-func runLoop(ctx context.Context, c contender, j job, cnt *counter) workerReport {
-	var t tally
-	asked := make([][]bool, j.Goroutines)
-	hists := make([]hist, j.Goroutines)
+// otherwise, and fills each lane's report. With several lanes, the fleet
+// takes turns of j.Slice: every goroutine of every worker calls the lane
+// whose turn it is by the clock, so that the lanes share the background
+// load of the machine, turn by turn.
+func runLoop(ctx context.Context, lanes []*lane, j job) {
+	type tallyOf struct {
+		t     tally
+		asked [][]bool
+		hists []hist
+	}
+	ts := make([]*tallyOf, len(lanes))
+	for i := range ts {
+		ts[i] = &tallyOf{asked: make([][]bool, j.Goroutines), hists: make([]hist, j.Goroutines)}
+	}
 	cpu0 := cpuTime()
 	t0 := together(j.Goroutines, func(i int, t0 time.Time) {
 		r := rand.New(rand.NewPCG(j.Seed, uint64(j.Index)<<32|uint64(i)))
@@ -96,37 +105,65 @@ func runLoop(ctx context.Context, c contender, j job, cnt *counter) workerReport
 			z := rand.NewZipf(r, j.Zipf, 1, uint64(j.Keys-1))
 			next = func() int { return int(z.Uint64()) }
 		}
-		seen, h := make([]bool, j.Keys), newHist()
+		seen, h := make([][]bool, len(lanes)), make([]hist, len(lanes))
+		for l := range lanes {
+			seen[l], h[l] = make([]bool, j.Keys), newHist()
+		}
 		deadline := t0.Add(j.Duration)
 		for now := time.Now(); now.Before(deadline); {
+			l := 0
+			if len(lanes) > 1 {
+				l = int(now.Sub(t0)/j.Slice) % len(lanes)
+			}
 			k := next()
-			seen[k] = true
-			_, err := c.get(ctx, keyName(k), cnt.fn(keyName(k), k))
-			t.add(err)
+			seen[l][k] = true
+			_, err := lanes[l].c.get(ctx, keyName(k), lanes[l].cnt.fn(keyName(k), k))
+			ts[l].t.add(err)
 			end := time.Now()
-			h.add(int64(end.Sub(now)))
+			h[l].add(int64(end.Sub(now)))
 			now = end
 		}
-		asked[i], hists[i] = seen, h
+		for l := range lanes {
+			ts[l].asked[i], ts[l].hists[i] = seen[l], h[l]
+		}
 	})
-	rep := t.report()
-	rep.Elapsed = since(t0)
-	rep.CPU = cpuTime() - cpu0
-	rep.Hist = newHist()
-	for _, h := range hists {
-		rep.Hist.merge(h)
+	elapsed, cpu := since(t0), cpuTime()-cpu0
+	for l, ln := range lanes {
+		rep := ts[l].t.report()
+		rep.Elapsed = elapsed
+		if len(lanes) == 1 {
+			rep.CPU = cpu
+		} else {
+			rep.Elapsed = turnTime(l, len(lanes), j.Slice, j.Duration)
+		}
+		rep.Hist = newHist()
+		for _, h := range ts[l].hists {
+			rep.Hist.merge(h)
+		}
+		rep.Requested = make([]bool, j.Keys)
+		for _, seen := range ts[l].asked {
+			for k, ok := range seen {
+				rep.Requested[k] = rep.Requested[k] || ok
+			}
+		}
+		rep.PerKey = make([]int32, j.Keys)
+		for k := range ln.cnt.perKey {
+			rep.PerKey[k] = ln.cnt.perKey[k].Load()
+		}
+		ln.rep = rep
 	}
-	rep.Requested = make([]bool, j.Keys)
-	for _, seen := range asked {
-		for k, ok := range seen {
-			rep.Requested[k] = rep.Requested[k] || ok
+}
+
+// turnTime returns how much of a run of length d lane l of n had, in turns
+// of slice each, lane 0 first.
+func turnTime(l, n int, slice, d time.Duration) int64 {
+	var t time.Duration
+	for k := 0; time.Duration(k)*slice < d; k++ {
+		if k%n == l {
+			t += min(slice, d-time.Duration(k)*slice)
 		}
 	}
-	rep.PerKey = make([]int32, j.Keys)
-	for k := range cnt.perKey {
-		rep.PerKey[k] = cnt.perKey[k].Load()
-	}
-	return rep
+	return int64(t)
 }
 
 // runMany has every goroutine call once for a key of its own, all at once.
