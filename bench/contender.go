@@ -21,17 +21,20 @@ type contender interface {
 	get(ctx context.Context, key string, fn computeFunc) (string, error)
 }
 
-// The contenders, in the order the report lists them. The last, not run
-// unless asked for, is pgflight with its in-process locker, which tells
-// the cost of the PostgreSQL coordination apart from the rest of pgflight.
-var contenders = []string{"none", "recipe", "singleflight", "sturdyc", "redsync", "pgflight", "pgflight-local"}
+// The contenders, in the order the report lists them. The last two, not
+// run unless asked for, are diagnostics: pgflight with its in-process
+// locker, which tells the cost of the PostgreSQL coordination apart from
+// the rest of pgflight, and pgflight with the takeover of follow2.go.
+var contenders = []string{"none", "recipe", "singleflight", "sturdyc", "redsync", "pgflight", "pgflight-local", "pgflight-follow2"}
 
 // defaultContenders are the contenders that run unless -contenders says
 // otherwise.
 var defaultContenders = contenders[:6]
 
 // usesPostgres reports whether contender name takes PostgreSQL connections.
-func usesPostgres(name string) bool { return name == "recipe" || name == "pgflight" }
+func usesPostgres(name string) bool {
+	return name == "recipe" || name == "pgflight" || name == "pgflight-follow2"
+}
 
 // deps are a worker's connections, shared by its goroutines. Every Redis
 // key a contender writes starts with prefix.
@@ -110,9 +113,11 @@ func newContender(name string, d *deps) (contender, error) {
 	case "redsync":
 		return newRedsync(d), nil
 	case "pgflight":
-		return newPgflight(d, true)
+		return newPgflight(d, lockPG)
 	case "pgflight-local":
-		return newPgflight(d, false)
+		return newPgflight(d, lockLocal)
+	case "pgflight-follow2":
+		return newPgflight(d, lockFollowTwice)
 	}
 	return nil, fmt.Errorf("unknown contender %q (want one of %v)", name, contenders)
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -64,8 +63,9 @@ func describeMachine(ctx context.Context, conn *pgx.Conn, rdb *redis.Client) (ma
 }
 
 // revision describes the commit of the repository around the working
-// directory (the bench module's, so ".." is the library measured), and
-// says whether the library's files differ from it.
+// directory (the bench module's, so ".." is the library measured): the
+// last commit that changed the library's Go code, the commit checked out,
+// and whether the library's Go code differs from it.
 func revision() string {
 	// Lexically, as Go resolves the module's replace directive: ".." of a
 	// symlinked bench directory is the directory holding the link.
@@ -73,15 +73,19 @@ func revision() string {
 	if wd, err := os.Getwd(); err == nil {
 		root = filepath.Dir(wd)
 	}
-	out, err := exec.Command("git", "-C", root, "log", "-1", "--format=%h %s").Output()
+	library := []string{"--", "*.go", "go.mod", "go.sum", ":(exclude)bench"}
+	git := func(args ...string) (string, error) {
+		out, err := exec.Command("git", append([]string{"-C", root}, args...)...).Output()
+		return strings.TrimSpace(string(out)), err
+	}
+	last, err := git(append([]string{"log", "-1", "--format=%h %s"}, library...)...)
 	if err != nil {
 		return "unknown (not a git checkout)"
 	}
-	rev := strings.TrimSpace(string(out))
-	dirty, err := exec.Command("git", "-C", root, "status", "--porcelain", "--untracked-files=no", "--",
-		".", ":(exclude)bench", ":(exclude)BENCHMARKS.md", ":(exclude)docs").Output()
-	if err == nil && len(bytes.TrimSpace(dirty)) > 0 {
-		rev += " (with uncommitted changes to the library)"
+	head, _ := git("log", "-1", "--format=%h")
+	rev := fmt.Sprintf("%s (the last change to the library's Go code; checkout at %s)", last, head)
+	if dirty, err := git(append([]string{"status", "--porcelain", "--untracked-files=no"}, library...)...); err == nil && dirty != "" {
+		rev += ", with uncommitted changes to the library"
 	}
 	return rev
 }

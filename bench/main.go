@@ -65,6 +65,17 @@ const (
 func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), `usage: cd bench && go run . [flags]
+
+Measures pgflight against no protection, the Django recipe, singleflight,
+sturdyc and redsync in worker processes on PostgreSQL and Redis, and writes
+../BENCHMARKS.md and ../docs/bench-stampede.svg. Progress goes to stderr.
+
+flags:
+`)
+		fs.PrintDefaults()
+	}
 	o := &options{}
 	fs.BoolVar(&o.quick, "quick", false, "1 repetition and shorter loops: about a minute")
 	fs.IntVar(&o.runs, "runs", 7, "repetitions of every scenario (-quick: 1)")

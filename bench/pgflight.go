@@ -18,9 +18,15 @@ type pgflightC struct {
 	l *pglock.Locker
 }
 
-// newPgflight returns pgflight on d, with pglock if withPG and otherwise
-// with the in-process locker.
-func newPgflight(d *deps, withPG bool) (*pgflightC, error) {
+// The lockers pgflight can run with.
+const (
+	lockPG          = iota // pglock
+	lockLocal              // the in-process locker
+	lockFollowTwice        // pglock behind followTwice
+)
+
+// newPgflight returns pgflight on d, with the locker lock says.
+func newPgflight(d *deps, lock int) (*pgflightC, error) {
 	cfg := pgflight.Config{
 		Cache:     redisstore.New(d.rdb),
 		Namespace: d.prefix,
@@ -28,9 +34,13 @@ func newPgflight(d *deps, withPG bool) (*pgflightC, error) {
 		Logger:    slog.New(d.warn),
 	}
 	var l *pglock.Locker
-	if withPG {
+	switch lock {
+	case lockPG:
 		l = pglock.New(d.pool)
 		cfg.Locker = l
+	case lockFollowTwice:
+		l = pglock.New(d.pool)
+		cfg.Locker = followTwice{l}
 	}
 	g, err := pgflight.New(cfg)
 	if err != nil {
