@@ -17,26 +17,27 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// A machine describes where a run took place.
+// A machine describes where a run took place. Its fields are exported for
+// encoding/gob (see snapshot.go).
 type machine struct {
-	Cores      int
-	CPU        string // model name from /proc/cpuinfo
-	Kernel     string
-	GoVersion  string
-	Postgres   string
-	Redis      string
-	LoadBefore string // /proc/loadavg at the start
-	LoadAfter  string // and at the end
-	Floors     []floor
-	Date       time.Time
-	Revision   string // of the pgflight repository the bench was built in
+	Cores      int       // runtime.NumCPU
+	CPU        string    // model name from /proc/cpuinfo
+	Kernel     string    // "Linux " and /proc/sys/kernel/osrelease
+	GoVersion  string    // runtime.Version
+	Postgres   string    // server_version
+	Redis      string    // redis_version
+	LoadBefore string    // /proc/loadavg at the start
+	LoadAfter  string    // and at the end
+	Floors     []floor   // see measureFloors
+	Date       time.Time // of the start, in UTC
+	Revision   string    // of the pgflight repository the bench was built in
 }
 
 // A floor is the median latency of one elementary operation on loopback.
 type floor struct {
-	Name string
-	RTTs int
-	P50  time.Duration
+	Name string        // the operation
+	RTTs int           // its round trips
+	P50  time.Duration // its median latency
 }
 
 // describeMachine reads the machine's and the servers' descriptions.

@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"log/slog"
-	"slices"
-	"sync"
 
 	"github.com/pgflight/pgflight"
 	"github.com/pgflight/pgflight/pglock"
@@ -53,41 +51,6 @@ func (c *pgflightC) get(ctx context.Context, key string, fn computeFunc) (string
 	return pgflight.Fetch(ctx, c.g, key, fn)
 }
 
-// warnings is a slog.Handler that keeps the distinct messages logged, with
-// their error, so that the worker can report them (pgflight rate-limits its
-// warnings, so this is a sample, not a count).
-type warnings struct {
-	mu   sync.Mutex
-	seen []string
-}
-
-func (w *warnings) Enabled(context.Context, slog.Level) bool { return true }
-
-func (w *warnings) Handle(_ context.Context, r slog.Record) error {
-	msg := r.Message
-	r.Attrs(func(a slog.Attr) bool {
-		if a.Key == "err" {
-			msg += ": " + a.Value.String()
-		}
-		return true
-	})
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !slices.Contains(w.seen, msg) && len(w.seen) < 20 {
-		w.seen = append(w.seen, msg)
-	}
-	return nil
-}
-
-func (w *warnings) WithAttrs([]slog.Attr) slog.Handler { return w }
-func (w *warnings) WithGroup(string) slog.Handler      { return w }
-
-func (w *warnings) list() []string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return slices.Clone(w.seen)
-}
-
 // inUse reports the pool connections pglock uses right now.
 func (c *pgflightC) inUse() int {
 	if c.l == nil {
@@ -98,3 +61,29 @@ func (c *pgflightC) inUse() int {
 
 // stats returns the Group's counters.
 func (c *pgflightC) stats() pgflight.Stats { return c.g.Stats() }
+
+// sumStats sums the pgflight counters of reports, or returns nil if they
+// have none.
+func sumStats(reports []workerReport) *pgflight.Stats {
+	var sum *pgflight.Stats
+	for _, w := range reports {
+		if w.Stats == nil {
+			continue
+		}
+		if sum == nil {
+			sum = &pgflight.Stats{}
+		}
+		st := w.Stats
+		sum.Hits += st.Hits
+		sum.Misses += st.Misses
+		sum.Computations += st.Computations
+		sum.Coalesced += st.Coalesced
+		sum.Received += st.Received
+		sum.LockWait += st.LockWait
+		sum.LockTimeouts += st.LockTimeouts
+		sum.FailOpens += st.FailOpens
+		sum.CacheErrors += st.CacheErrors
+		sum.DecodeErrors += st.DecodeErrors
+	}
+	return sum
+}

@@ -11,13 +11,13 @@ import (
 // with -render, so that the report can be rewritten (for example after
 // editing analysis.md) without measuring again.
 type snapshot struct {
-	Args    []string // the command line, which determines the options
-	RunID   string
-	Machine machine
-	Runs    map[string]map[string][]metrics
-	Pairs   map[string]map[string][]pairRun
-	Notes   []string
-	Took    time.Duration
+	Args    []string                        // the command line, which determines the options
+	RunID   string                          // names the run's keys and sessions
+	Machine machine                         // where it ran
+	Runs    map[string]map[string][]metrics // suite.runs
+	Pairs   map[string]map[string][]pairRun // suite.pairs
+	Notes   []string                        // suite.notes
+	Took    time.Duration                   // how long the measurements took
 }
 
 // save writes the suite's results to path.

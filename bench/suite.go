@@ -13,8 +13,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/redis/go-redis/v9"
-
-	"github.com/pgflight/pgflight"
 )
 
 // A suite runs the scenarios against the contenders and keeps the results.
@@ -137,37 +135,6 @@ func (s *suite) run(ctx context.Context) error {
 	return nil
 }
 
-// runOrder returns the order of the contenders in repetition rep: a
-// rotation of names, except that pgflight runs right next to none, its
-// baseline for throughput (after it in even repetitions, before it in odd
-// ones), so that the two see as alike a background load as possible.
-func runOrder(names []string, rep int) []string {
-	var rest []string
-	for _, n := range names {
-		if n != "pgflight" {
-			rest = append(rest, n)
-		}
-	}
-	if len(rest) == 0 {
-		return names
-	}
-	var order []string
-	for i := range rest {
-		n := rest[(i+rep)%len(rest)]
-		if n == "none" && len(rest) < len(names) && rep%2 == 1 {
-			order = append(order, "pgflight")
-		}
-		order = append(order, n)
-		if n == "none" && len(rest) < len(names) && rep%2 == 0 {
-			order = append(order, "pgflight")
-		}
-	}
-	if !slices.Contains(order, "pgflight") && len(rest) < len(names) {
-		order = append(order, "pgflight") // no none to pair with
-	}
-	return order
-}
-
 // contendersOf returns the contenders that run sc, in report order.
 func (s *suite) contendersOf(sc *scenario) []string {
 	var names []string
@@ -263,30 +230,4 @@ func redact(u string) string {
 		}
 	}
 	return u
-}
-
-// sumStats sums the pgflight counters of reports, or returns nil if they
-// have none.
-func sumStats(reports []workerReport) *pgflight.Stats {
-	var sum *pgflight.Stats
-	for _, w := range reports {
-		if w.Stats == nil {
-			continue
-		}
-		if sum == nil {
-			sum = &pgflight.Stats{}
-		}
-		st := w.Stats
-		sum.Hits += st.Hits
-		sum.Misses += st.Misses
-		sum.Computations += st.Computations
-		sum.Coalesced += st.Coalesced
-		sum.Received += st.Received
-		sum.LockWait += st.LockWait
-		sum.LockTimeouts += st.LockTimeouts
-		sum.FailOpens += st.FailOpens
-		sum.CacheErrors += st.CacheErrors
-		sum.DecodeErrors += st.DecodeErrors
-	}
-	return sum
 }
