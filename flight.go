@@ -160,16 +160,26 @@ func (g *Group) fill(ctx context.Context, ck, key string, o callOptions, ops val
 	var unlock func(context.Context) error
 	var err error
 	if f, ok := g.locker.(Follower); ok && !o.force {
-		unlock, err = g.acquire(ctx, id, f.LockOrFollow)
-		if err == nil && unlock == nil {
-			// Another holder finished. It normally stored the value; if it
-			// failed, queue for the lock itself. Looping on LockOrFollow
-			// instead could livelock: every follower briefly holds the
-			// shared lock, so no one's try for the exclusive one succeeds.
+		// LockOrFollow takes the lock, or waits for its holder, who
+		// normally stored the value. If the holder failed (an error, a
+		// crash), every follower wakes to a miss and tries once more, so
+		// that one takes over while the others follow it and wake together
+		// again; only after a second miss does a follower queue for the
+		// lock. Unbounded rounds could livelock: every follower briefly
+		// holds the shared lock, so every try for the exclusive one may
+		// fail, round after round. Computing only under the exclusive lock,
+		// after a re-check, keeps the rounds from computing twice.
+		for range 2 {
+			unlock, err = g.acquire(ctx, id, f.LockOrFollow)
+			if err != nil || unlock != nil {
+				break
+			}
 			if r := g.read(ctx, ck, o, ops); r.state != absent {
 				g.stats.received.Add(1)
 				return r.v, r.err
 			}
+		}
+		if err == nil && unlock == nil {
 			unlock, err = g.acquire(ctx, id, g.locker.Lock)
 		}
 	} else {
