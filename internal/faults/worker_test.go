@@ -361,18 +361,23 @@ func send(t *testing.T, ws []*worker, c command) {
 // exit), failing t if the worker hangs or dies first.
 func (w *worker) await(t *testing.T, round string) event {
 	t.Helper()
+	var ev event
 	select {
-	case ev := <-w.events:
-		if ev.Round != round {
-			t.Fatalf("worker %d: %s event of round %q, want round %q", w.i, ev.Ev, ev.Round, round)
-		}
-		return ev
+	case ev = <-w.events:
 	case <-w.gone:
-		t.Fatalf("worker %d (pid %d) exited while in round %q", w.i, w.pid, round)
+		// Its last event, if any, was queued before its stdout ended.
+		select {
+		case ev = <-w.events:
+		default:
+			t.Fatalf("worker %d (pid %d) exited while in round %q", w.i, w.pid, round)
+		}
 	case <-time.After(patience):
 		t.Fatalf("worker %d (pid %d) did not finish round %q within %v: it hangs", w.i, w.pid, round, patience)
 	}
-	return event{}
+	if ev.Round != round {
+		t.Fatalf("worker %d: %s event of round %q, want round %q", w.i, ev.Ev, ev.Round, round)
+	}
+	return ev
 }
 
 // awaitAll returns the done events of round from every worker of ws.
