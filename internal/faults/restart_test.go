@@ -93,6 +93,9 @@ func TestPostgresRestart(t *testing.T) {
 				ok, opened := shared(t)
 				if !ok {
 					t.Logf("%s restart: round %d after it: %d flights computed without the lock (pooled connections the restart killed)", mode, n, opened)
+					if n == 1 {
+						knownBug(t, "%d of 9 flights of the first round after a %s restart computed without the lock: pglock fails on each dead pooled connection instead of trying a fresh one", opened, mode)
+					}
 				}
 				if ok {
 					t.Logf("measured: %s restart: processes share work again in round %d after the restart, which began %v after it",
