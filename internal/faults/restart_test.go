@@ -94,7 +94,7 @@ func TestPostgresRestart(t *testing.T) {
 				if !ok {
 					t.Logf("%s restart: round %d after it: %d flights computed without the lock (pooled connections the restart killed)", mode, n, opened)
 					if n == 1 {
-						knownBug(t, "%d of 9 flights of the first round after a %s restart computed without the lock: pglock fails on each dead pooled connection instead of trying a fresh one", opened, mode)
+						knownBug(t, "%d of 9 flights of the first round after the %s restart computed without the lock: pglock fails on each dead pooled connection instead of trying a fresh one", opened, mode)
 					}
 				}
 				if ok {
