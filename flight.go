@@ -157,6 +157,8 @@ var errNoUnlock = errors.New("locker returned a nil unlock func")
 // fill takes the lock, re-checks the cache, computes, stores and releases.
 func (g *Group) fill(ctx context.Context, ck, key string, o callOptions, ops valueOps) (any, error) {
 	id := g.lockID(g.cfg.Namespace, key)
+	wctx, cancel := g.lockWait(ctx)
+	defer cancel()
 	var unlock func(context.Context) error
 	var err error
 	if f, ok := g.locker.(Follower); ok && !o.force {
@@ -170,7 +172,7 @@ func (g *Group) fill(ctx context.Context, ck, key string, o callOptions, ops val
 		// fail, round after round. Computing only under the exclusive lock,
 		// after a re-check, keeps the rounds from computing twice.
 		for range 2 {
-			unlock, err = g.acquire(ctx, id, f.LockOrFollow)
+			unlock, err = g.acquire(ctx, wctx, id, f.LockOrFollow)
 			if err != nil || unlock != nil {
 				break
 			}
@@ -180,10 +182,10 @@ func (g *Group) fill(ctx context.Context, ck, key string, o callOptions, ops val
 			}
 		}
 		if err == nil && unlock == nil {
-			unlock, err = g.acquire(ctx, id, g.locker.Lock)
+			unlock, err = g.acquire(ctx, wctx, id, g.locker.Lock)
 		}
 	} else {
-		unlock, err = g.acquire(ctx, id, g.locker.Lock)
+		unlock, err = g.acquire(ctx, wctx, id, g.locker.Lock)
 	}
 	if err == nil && unlock == nil {
 		err = errNoUnlock
@@ -211,18 +213,22 @@ func (g *Group) fill(ctx context.Context, ck, key string, o callOptions, ops val
 	return g.computeAndStore(ctx, ck, o, ops)
 }
 
-// acquire calls lock, bounding it by Config.LockWait and counting the wait.
-func (g *Group) acquire(ctx context.Context, id int64, lock func(context.Context, int64) (func(context.Context) error, error)) (func(context.Context) error, error) {
-	start := time.Now()
-	lctx := ctx
+// lockWait returns the context that bounds all of one flight's waits for
+// the lock together: ctx, cut at Config.LockWait.
+func (g *Group) lockWait(ctx context.Context) (context.Context, context.CancelFunc) {
 	if g.cfg.LockWait > 0 {
-		var cancel context.CancelFunc
-		lctx, cancel = context.WithTimeout(ctx, g.cfg.LockWait)
-		defer cancel()
+		return context.WithTimeout(ctx, g.cfg.LockWait)
 	}
-	unlock, err := lock(lctx, id)
+	return ctx, func() {}
+}
+
+// acquire calls lock under wctx, which lockWait derived from ctx, counts
+// the wait, and says so in the error when LockWait cut it short.
+func (g *Group) acquire(ctx, wctx context.Context, id int64, lock func(context.Context, int64) (func(context.Context) error, error)) (func(context.Context) error, error) {
+	start := time.Now()
+	unlock, err := lock(wctx, id)
 	g.stats.lockWait.Add(int64(time.Since(start)))
-	if err != nil && ctx.Err() == nil && lctx.Err() != nil {
+	if err != nil && ctx.Err() == nil && wctx.Err() != nil {
 		g.stats.lockTimeouts.Add(1)
 		err = fmt.Errorf("lock wait exceeded %v: %w", g.cfg.LockWait, err)
 	}

@@ -78,9 +78,11 @@ func (b *batch[T]) run(ctx context.Context, keys []string) error {
 	g := b.g
 	pending := b.lookup(ctx, keys, &g.stats.hits)
 	g.stats.misses.Add(uint64(len(pending)))
+	wctx, cancel := g.lockWait(ctx)
+	defer cancel()
 	bl, ok := g.locker.(BatchLocker)
 	if !ok {
-		return b.lockEach(ctx, pending)
+		return b.lockEach(ctx, wctx, pending)
 	}
 	for round := 0; len(pending) > 0; round++ {
 		if round == maxBatchRounds {
@@ -91,7 +93,7 @@ func (b *batch[T]) run(ctx context.Context, keys []string) error {
 		ids, byID := b.ids(pending)
 		var held []bool
 		var unlock func(context.Context) error
-		_, err := g.acquire(ctx, 0, func(ctx context.Context, _ int64) (func(context.Context) error, error) {
+		_, err := g.acquire(ctx, wctx, 0, func(ctx context.Context, _ int64) (func(context.Context) error, error) {
 			var err error
 			held, unlock, err = bl.TryLockMany(ctx, ids)
 			return unlock, err
@@ -117,7 +119,7 @@ func (b *batch[T]) run(ctx context.Context, keys []string) error {
 		if len(theirs) == 0 {
 			return nil
 		}
-		if _, err := g.acquire(ctx, 0, func(ctx context.Context, _ int64) (func(context.Context) error, error) {
+		if _, err := g.acquire(ctx, wctx, 0, func(ctx context.Context, _ int64) (func(context.Context) error, error) {
 			return nil, bl.WaitMany(ctx, theirIDs)
 		}); err != nil {
 			return b.lockFailed(ctx, theirs, err)
@@ -129,7 +131,7 @@ func (b *batch[T]) run(ctx context.Context, keys []string) error {
 
 // lockEach locks keys one by one with a plain Locker, in ascending id
 // order, then computes those still missing.
-func (b *batch[T]) lockEach(ctx context.Context, keys []string) error {
+func (b *batch[T]) lockEach(ctx, wctx context.Context, keys []string) error {
 	if len(keys) == 0 {
 		return nil
 	}
@@ -142,7 +144,7 @@ func (b *batch[T]) lockEach(ctx context.Context, keys []string) error {
 		return nil
 	}
 	for _, id := range ids {
-		unlock, err := b.g.acquire(ctx, id, b.g.locker.Lock)
+		unlock, err := b.g.acquire(ctx, wctx, id, b.g.locker.Lock)
 		if err == nil && unlock == nil {
 			err = errNoUnlock
 		}

@@ -81,7 +81,9 @@ func (g *Group) refresh(ctx context.Context, key, ck string, o callOptions, ops 
 	if t, ok := g.locker.(TryLocker); ok {
 		try = t.TryLock
 	}
-	unlock, err := g.acquire(ctx, id, try)
+	wctx, cancel := g.lockWait(ctx)
+	defer cancel()
+	unlock, err := g.acquire(ctx, wctx, id, try)
 	switch {
 	case err != nil && (ctx.Err() != nil || g.cfg.FailClosed):
 		return false
