@@ -140,13 +140,22 @@ func (g *Group) run(f *flight, fk flightKey, key string, o callOptions, ops valu
 	defer func() {
 		if !normal {
 			// fn called runtime.Goexit. Panics are recovered in compute, so
-			// this is the only way here; fill's deferred release has run.
+			// this is the only way here; the lock is released below.
 			g.stats.panics.Add(1)
 			g.finish(fk, f, nil, fmt.Errorf("pgflight: fetch %s: %w", quoteKey(key), ErrGoexit))
 		}
 		f.cancel(nil)
 	}()
-	v, err := g.fill(f.ctx, fk.key, key, o, ops)
+	// The lock is released after the callers have their result: the value
+	// is stored by then, so waiters elsewhere find it, and the callers here
+	// need not wait for the COMMIT (seconds, if the server stalls).
+	var unlock func(context.Context) error
+	defer func() {
+		if unlock != nil {
+			g.release(f.ctx, unlock, key)
+		}
+	}()
+	v, err := g.fill(f.ctx, fk.key, key, o, ops, &unlock)
 	normal = true
 	g.finish(fk, f, v, err)
 }
@@ -154,8 +163,9 @@ func (g *Group) run(f *flight, fk flightKey, key string, o callOptions, ops valu
 // errNoUnlock reports a Locker that returned neither an unlock nor an error.
 var errNoUnlock = errors.New("locker returned a nil unlock func")
 
-// fill takes the lock, re-checks the cache, computes, stores and releases.
-func (g *Group) fill(ctx context.Context, ck, key string, o callOptions, ops valueOps) (any, error) {
+// fill takes the lock, re-checks the cache, computes and stores. It hands
+// the lock's unlock to the caller through held, which releases it.
+func (g *Group) fill(ctx context.Context, ck, key string, o callOptions, ops valueOps, held *func(context.Context) error) (any, error) {
 	id := g.lockID(g.cfg.Namespace, key)
 	wctx, cancel := g.lockWait(ctx)
 	defer cancel()
@@ -201,7 +211,7 @@ func (g *Group) fill(ctx context.Context, ck, key string, o callOptions, ops val
 		g.log.warn(warnLocker, "pgflight: lock unavailable, computing without it", "key", quoteKey(key), "err", err)
 		return g.computeAndStore(ctx, ck, o, ops)
 	}
-	defer g.release(ctx, unlock, key)
+	*held = unlock
 	if !o.force {
 		// The double check: whoever held the lock before us may have
 		// stored the value between our miss and our grant.

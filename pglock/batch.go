@@ -75,13 +75,9 @@ func (l *Locker) WaitMany(ctx context.Context, ids []int64) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	c, err := l.acquire(ctx)
+	c, _, err := l.open(ctx, "wait many", "begin; "+idArray(waitManySQL, ids, waitManySQLEnd))
 	if err != nil {
 		return err
-	}
-	if _, err := run(ctx, c, "begin; "+idArray(waitManySQL, ids, waitManySQLEnd)); err != nil {
-		l.discard(c)
-		return fmt.Errorf("pglock: wait many: %w", ctxErr(ctx, err))
 	}
 	l.release(c)
 	return nil

@@ -76,4 +76,17 @@ func BenchmarkLockUnlock(b *testing.B) {
 			}
 		}
 	})
+	b.Run("pglock-no-keepalive", func(b *testing.B) {
+		l := pglock.New(pool, pglock.WithKeepalive(-1))
+		b.ReportAllocs()
+		for b.Loop() {
+			unlock, err := l.Lock(ctx, id)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := unlock(ctx); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

@@ -35,6 +35,36 @@ func (l *Locker) acquire(ctx context.Context) (*pgxpool.Conn, error) {
 	return c, nil
 }
 
+// open takes a pool connection and runs sql, the statement that begins a
+// lock's transaction, on it, reporting whether its last row read "t". If
+// the connection turns out to be dead, open discards it and runs sql again
+// on another, as many times as the pool has connections. After a server
+// restart the pool's idle connections are all dead, and pgxpool pings only
+// those idle for over a second, so without the retries the first flights
+// after a restart would fail open one by one. A dead session holds no
+// lock, so running sql again is safe.
+//
+// On failure open holds no connection and no lock; op names the operation
+// in the error.
+func (l *Locker) open(ctx context.Context, op, sql string) (*pgxpool.Conn, bool, error) {
+	tries := int(l.pool.Config().MaxConns) + 1
+	for attempt := 1; ; attempt++ {
+		c, err := l.acquire(ctx)
+		if err != nil {
+			return nil, false, err
+		}
+		t, err := run(ctx, c, sql)
+		if err == nil {
+			return c, t, nil
+		}
+		dead := c.Conn().IsClosed() && ctx.Err() == nil
+		l.discard(c)
+		if !dead || attempt >= tries {
+			return nil, false, fmt.Errorf("pglock: %s: %w", op, ctxErr(ctx, err))
+		}
+	}
+}
+
 // release returns c, idle and outside any transaction, to the pool and frees
 // its slot. pgxpool destroys c instead if it is somehow still in a
 // transaction, which drops any lock with it.

@@ -120,13 +120,9 @@ func defaultMaxConns(poolMax int) int {
 // [Locker.LockOrFollow]). Two Lock calls on one id from one goroutine
 // deadlock until ctx ends; locks are not re-entrant across connections.
 func (l *Locker) Lock(ctx context.Context, id int64) (unlock func(context.Context) error, err error) {
-	c, err := l.acquire(ctx)
+	c, _, err := l.open(ctx, "lock", statement(l.lockSQL, id, lockSQLEnd))
 	if err != nil {
 		return nil, err
-	}
-	if _, err := run(ctx, c, statement(l.lockSQL, id, lockSQLEnd)); err != nil {
-		l.discard(c)
-		return nil, fmt.Errorf("pglock: lock: %w", ctxErr(ctx, err))
 	}
 	return l.unlocker(c), nil
 }
@@ -147,14 +143,9 @@ func (l *Locker) Lock(ctx context.Context, id int64) (unlock func(context.Contex
 // ctx bounds taking a connection and the wait. On failure LockOrFollow
 // returns a non-nil error and holds no lock, as [Locker.Lock] does.
 func (l *Locker) LockOrFollow(ctx context.Context, id int64) (unlock func(context.Context) error, err error) {
-	c, err := l.acquire(ctx)
+	c, got, err := l.open(ctx, "lock", statement(l.trySQL, id, trySQLEnd))
 	if err != nil {
 		return nil, err
-	}
-	got, err := run(ctx, c, statement(l.trySQL, id, trySQLEnd))
-	if err != nil {
-		l.discard(c)
-		return nil, fmt.Errorf("pglock: lock: %w", ctxErr(ctx, err))
 	}
 	if got {
 		return l.unlocker(c), nil

@@ -19,14 +19,9 @@ const rollbackSQL = "rollback"
 // ctx bounds taking a connection and the round trips. On failure TryLock
 // returns a non-nil error and holds no lock, as [Locker.Lock] does.
 func (l *Locker) TryLock(ctx context.Context, id int64) (unlock func(context.Context) error, err error) {
-	c, err := l.acquire(ctx)
+	c, got, err := l.open(ctx, "try", statement(l.trySQL, id, trySQLEnd))
 	if err != nil {
 		return nil, err
-	}
-	got, err := run(ctx, c, statement(l.trySQL, id, trySQLEnd))
-	if err != nil {
-		l.discard(c)
-		return nil, fmt.Errorf("pglock: try: %w", ctxErr(ctx, err))
 	}
 	if got {
 		return l.unlocker(c), nil

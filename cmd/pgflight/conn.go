@@ -126,6 +126,7 @@ func (t redisTarget) client() (*redis.Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("redis settings (%s): %w", t.source, err)
 	}
+	opt.ContextTimeoutEnabled = true // so that redisstore calls honour ctx deadlines
 	return redis.NewClient(opt), nil
 }
 

@@ -42,12 +42,11 @@ func newProc(t *testing.T, name, url string, cfg pgflight.Config) *proc {
 // as many sessions of p as its pool has connections: none leaked.
 func (p *proc) drained(t *testing.T, obs *pgxpool.Pool) {
 	t.Helper()
-	if n := p.pool.Stat().AcquiredConns(); n != 0 {
-		t.Errorf("%s: %d pool connections acquired, want 0", p.name, n)
-	}
-	if n := p.locker.InUse(); n != 0 {
-		t.Errorf("%s: Locker uses %d connections, want 0", p.name, n)
-	}
+	// A release may still be finishing: flights return to their callers
+	// before they release the lock.
+	eventually(t, p.name+" has no pool connection acquired and no Locker connection in use", func() bool {
+		return p.pool.Stat().AcquiredConns() == 0 && p.locker.InUse() == 0
+	})
 	eventually(t, p.name+"'s server sessions are its pool's connections", func() bool {
 		return count(t, obs, "select count(*) from pg_stat_activity where application_name = $1", p.name) == int(p.pool.Stat().TotalConns())
 	})
@@ -183,9 +182,10 @@ func TestPostgresStalled(t *testing.T) {
 		}
 		measured(t, "stalled server: a new process's caller (connecting hangs) returns after LockWait + …", lateFresh)
 
-		// The holder finishes during the stall: its value is stored at once;
-		// its callers get it once the lock is released, which waits for the
-		// server, at most 5 seconds (pgflight's release timeout).
+		// The holder finishes during the stall: its value is stored at once,
+		// and its callers get it at once too; the release (COMMIT) waits
+		// for the server, at most 5 seconds (pgflight's release timeout),
+		// after they have it.
 		close(release)
 		eventually(t, "the holder's value is stored", func() bool { return rdb.Exists(ctx, ns+":k").Val() == 1 })
 		stored := time.Now()
@@ -193,7 +193,7 @@ func TestPostgresStalled(t *testing.T) {
 		if o.err != nil || o.v != value("k") {
 			t.Errorf("holder = %q, %v; want its value", o.v, o.err)
 		}
-		measured(t, "stalled server: the holder's callers get its stored value after (release timeout)", o.at.Sub(stored))
+		measured(t, "stalled server: the holder's callers get its stored value after", max(o.at.Sub(stored), 0))
 
 		if err := pg.Resume(); err != nil {
 			t.Fatal(err)
