@@ -152,7 +152,7 @@ func (g *Group) run(f *flight, fk flightKey, key string, o callOptions, ops valu
 	var unlock func(context.Context) error
 	defer func() {
 		if unlock != nil {
-			g.release(f.ctx, unlock, key)
+			g.release(f.ctx, unlock, fk.key)
 		}
 	}()
 	v, err := g.fill(f.ctx, fk.key, key, o, ops, &unlock)
@@ -208,7 +208,7 @@ func (g *Group) fill(ctx context.Context, ck, key string, o callOptions, ops val
 			return nil, fmt.Errorf("pgflight: fetch %s: %w: %w", quoteKey(key), ErrLockUnavailable, err)
 		}
 		g.stats.failOpens.Add(1)
-		g.log.warn(warnLocker, "pgflight: lock unavailable, computing without it", "key", quoteKey(key), "err", err)
+		g.log.warn(warnLocker, "pgflight: lock unavailable, computing without it", "key", logKey(ck), "err", err)
 		return g.computeAndStore(ctx, ck, o, ops)
 	}
 	*held = unlock
@@ -253,7 +253,7 @@ func (g *Group) release(ctx context.Context, unlock func(context.Context) error,
 	if err := unlock(rctx); err != nil {
 		// pglock closes the connection when it cannot commit, so
 		// PostgreSQL drops the lock with the session.
-		g.log.warn(warnRelease, "pgflight: release lock", "key", quoteKey(key), "err", err)
+		g.log.warn(warnRelease, "pgflight: release lock", "key", logKey(key), "err", err)
 	}
 }
 
@@ -291,7 +291,7 @@ func (g *Group) read(ctx context.Context, ck string, o callOptions, ops valueOps
 	if err != nil {
 		if ctx.Err() == nil {
 			g.stats.cacheErrors.Add(1)
-			g.log.warn(warnCacheGet, "pgflight: cache read failed, treating it as a miss", "key", quoteKey(ck), "err", err)
+			g.log.warn(warnCacheGet, "pgflight: cache read failed, treating it as a miss", "key", logKey(ck), "err", err)
 		}
 		return found{}
 	}
@@ -342,7 +342,7 @@ func (g *Group) computeAndStore(ctx context.Context, ck string, o callOptions, o
 	defer cancel()
 	if serr := g.cache.Set(sctx, ck, buf, ttl); serr != nil {
 		g.stats.cacheErrors.Add(1)
-		g.log.warn(warnCacheSet, "pgflight: cache write failed, value returned uncached", "key", quoteKey(ck), "err", serr)
+		g.log.warn(warnCacheSet, "pgflight: cache write failed, value returned uncached", "key", logKey(ck), "err", serr)
 	}
 	return v, err
 }

@@ -2,6 +2,7 @@ package pgflight
 
 import (
 	"log/slog"
+	"strconv"
 	"sync/atomic"
 	"time"
 )
@@ -40,4 +41,14 @@ func (r *rateLimitedLogger) warn(kind warnKind, msg string, args ...any) {
 		args = append(args, slog.Int64("suppressed", n))
 	}
 	r.l.Warn(msg, args...)
+}
+
+// logKey returns key for a log attribute: as it is (the handler quotes it),
+// cut to 80 bytes with its length if longer.
+func logKey(key string) string {
+	const max = 80
+	if len(key) > max {
+		return key[:max] + "…(" + strconv.Itoa(len(key)) + " bytes)"
+	}
+	return key
 }

@@ -302,7 +302,7 @@ func (g *Group) getMany(ctx context.Context, cks []string) [][]byte {
 		b, ok, err := g.cache.Get(ctx, ck)
 		if err != nil && ctx.Err() == nil {
 			g.stats.cacheErrors.Add(1)
-			g.log.warn(warnCacheGet, "pgflight: cache read failed, treating it as a miss", "key", quoteKey(ck), "err", err)
+			g.log.warn(warnCacheGet, "pgflight: cache read failed, treating it as a miss", "key", logKey(ck), "err", err)
 		}
 		if ok {
 			if b == nil {

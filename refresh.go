@@ -89,19 +89,19 @@ func (g *Group) refresh(ctx context.Context, key, ck string, o callOptions, ops 
 		return false
 	case err != nil:
 		g.stats.failOpens.Add(1)
-		g.log.warn(warnLocker, "pgflight: lock unavailable, refreshing without it", "key", quoteKey(key), "err", err)
+		g.log.warn(warnLocker, "pgflight: lock unavailable, refreshing without it", "key", logKey(ck), "err", err)
 	case unlock == nil:
 		g.stats.refreshesSkipped.Add(1) // another process is refreshing
 		return true
 	default:
-		defer g.release(ctx, unlock, key)
+		defer g.release(ctx, unlock, ck)
 		if r := g.read(ctx, ck, o, ops); r.state != absent && r.e.computedAt != seen.computedAt {
 			return true // refreshed by someone else meanwhile
 		}
 	}
 	g.stats.refreshesStarted.Add(1)
 	if _, err := g.computeAndStore(ctx, ck, o, ops); err != nil && ctx.Err() == nil {
-		g.log.warn(warnRefresh, "pgflight: background refresh failed, stale value kept", "key", quoteKey(key), "err", err)
+		g.log.warn(warnRefresh, "pgflight: background refresh failed, stale value kept", "key", logKey(ck), "err", err)
 		return false
 	}
 	return true
