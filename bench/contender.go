@@ -21,19 +21,32 @@ type contender interface {
 	get(ctx context.Context, key string, fn computeFunc) (string, error)
 }
 
-// The contenders, in the order the report lists them. The last two, not
-// run unless asked for, are diagnostics: pgflight with its in-process
-// locker, which tells the cost of the PostgreSQL coordination apart from
-// the rest of pgflight, and pgflight with the takeover of follow2.go.
-var contenders = []string{"none", "recipe", "singleflight", "sturdyc", "redsync", "pgflight", "pgflight-local", "pgflight-follow2"}
+// The contenders, in the order the report lists them. pgflight-stale and
+// pgflight-xfetch are pgflight serving stale values, the second also with
+// XFetch early refresh; they run in the scenarios that name them (see
+// variants). The last two, not run unless asked for, are diagnostics:
+// pgflight with its in-process locker, which tells the cost of the
+// PostgreSQL coordination apart from the rest of pgflight, and pgflight
+// with the takeover of follow2.go.
+var contenders = []string{"none", "recipe", "singleflight", "sturdyc", "redsync", "pgflight",
+	"pgflight-stale", "pgflight-xfetch", "pgflight-local", "pgflight-follow2"}
 
 // defaultContenders are the contenders that run unless -contenders says
 // otherwise.
 var defaultContenders = contenders[:6]
 
+// variants maps a configuration of a contender to the contender: a
+// variant runs in the scenarios that name it whenever its contender runs.
+var variants = map[string]string{"pgflight-stale": "pgflight", "pgflight-xfetch": "pgflight"}
+
 // usesPostgres reports whether contender name takes PostgreSQL connections.
 func usesPostgres(name string) bool {
-	return name == "recipe" || name == "pgflight" || name == "pgflight-follow2"
+	return name == "recipe" || usesPglock(name)
+}
+
+// usesPglock reports whether contender name is pgflight on pglock.
+func usesPglock(name string) bool {
+	return name == "pgflight" || name == "pgflight-follow2" || variants[name] == "pgflight"
 }
 
 // deps are a worker's connections, shared by its goroutines. Every Redis
@@ -41,17 +54,20 @@ func usesPostgres(name string) bool {
 type deps struct {
 	prefix string
 	ttl    time.Duration
+	stale  time.Duration // Config.StaleTTL of pgflight-stale and pgflight-xfetch
 	rdb    *redis.Client
 	pool   *pgxpool.Pool // nil unless the contender uses PostgreSQL
 	warn   *warnings     // receives pgflight's log
 }
 
 // dial connects to Redis, and to PostgreSQL if contender needs it, with
-// the clients' default settings (pgxpool: max(4, NumCPU) connections,
-// unless j.PGPool says otherwise; go-redis: 10 per CPU), naming every
-// connection j.App.
+// the clients' default settings (go-redis: 10 per CPU; pgxpool: max(4,
+// NumCPU) connections, unless j.PGPool says otherwise), naming every
+// connection j.App. pgflight gets a pool of its own, which only pglock
+// uses, of j.PGLockPool connections when that is set: the configuration
+// the README recommends for a fleet.
 func dial(ctx context.Context, j job) (*deps, error) {
-	d := &deps{prefix: j.Prefix, ttl: j.TTL, warn: &warnings{}}
+	d := &deps{prefix: j.Prefix, ttl: j.TTL, stale: j.StaleTTL, warn: &warnings{}}
 	opt, err := redis.ParseURL(j.RedisURL)
 	if err != nil {
 		return nil, fmt.Errorf("redis url: %w", err)
@@ -71,6 +87,9 @@ func dial(ctx context.Context, j job) (*deps, error) {
 		cfg.ConnConfig.RuntimeParams["application_name"] = j.App
 		if j.PGPool > 0 {
 			cfg.MaxConns = int32(j.PGPool)
+		}
+		if j.PGLockPool > 0 && (usesPglock(j.Contender) || slices.ContainsFunc(j.Pair, usesPglock)) {
+			cfg.MaxConns = int32(j.PGLockPool) // no contender that pairs with pgflight uses PostgreSQL
 		}
 		if d.pool, err = pgxpool.NewWithConfig(ctx, cfg); err == nil {
 			err = d.pool.Ping(ctx) // one warm connection, as in a running service
@@ -113,11 +132,15 @@ func newContender(name string, d *deps) (contender, error) {
 	case "redsync":
 		return newRedsync(d), nil
 	case "pgflight":
-		return newPgflight(d, lockPG)
+		return newPgflight(d, lockPG, fresh)
+	case "pgflight-stale":
+		return newPgflight(d, lockPG, serveStale)
+	case "pgflight-xfetch":
+		return newPgflight(d, lockPG, serveStaleXFetch)
 	case "pgflight-local":
-		return newPgflight(d, lockLocal)
+		return newPgflight(d, lockLocal, fresh)
 	case "pgflight-follow2":
-		return newPgflight(d, lockFollowTwice)
+		return newPgflight(d, lockFollowTwice, fresh)
 	}
 	return nil, fmt.Errorf("unknown contender %q (want one of %v)", name, contenders)
 }

@@ -5,7 +5,7 @@
 // Run it from this directory, the bench module (it has a go.mod of its own,
 // so that the peers it compares never become dependencies of pgflight):
 //
-//	cd bench && go run .          # full run: 7 repetitions, about 7 minutes
+//	cd bench && go run .          # full run: 7 repetitions, about 8 minutes
 //	cd bench && go run . -quick   # 1 repetition, shorter loops, about a minute
 //
 // It uses the PostgreSQL server named by -database-url, else DATABASE_URL,
@@ -31,9 +31,12 @@
 // singleflight (golang.org/x/sync/singleflight in front of Redis), sturdyc
 // (github.com/viccon/sturdyc, in-process cache only), redsync
 // (github.com/go-redsync/redsync/v4 mutex per key, then a re-check) and
-// pgflight (redisstore and pglock). The scenarios are stampede, crash,
-// expiry, zipf, hits and manykeys; see scenario.go. Every scenario runs R
-// times with the contenders interleaved, in a rotating order, and the
+// pgflight (redisstore and pglock, on a pool of its own that only pglock
+// uses, as the README recommends for a fleet). The scenarios are stampede,
+// crash, expiry, expiry-stale (plain pgflight beside pgflight serving stale
+// values while one process refreshes them, with and without XFetch early
+// refresh), zipf, hits and manykeys; see scenario.go. Every scenario runs
+// R times with the contenders interleaved, in a rotating order, and the
 // report gives medians, and ratios computed between contenders of the same
 // repetition.
 package main

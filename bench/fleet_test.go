@@ -67,3 +67,48 @@ func TestLoop(t *testing.T) {
 		t.Errorf("computations = %v, fewer than the %v keys asked for", m["computations"], m["keys"])
 	}
 }
+
+// TestExpiryStale runs a short expiry-stale loop: served stale, pgflight's
+// callers never wait for a computation while the fleet refreshes the key
+// about once per TTL period, with no duplicate; without a stale window,
+// every process waits at every expiry.
+func TestExpiryStale(t *testing.T) {
+	for _, tc := range []struct {
+		contender string
+		stale     bool
+	}{
+		{"pgflight", false},
+		{"pgflight-stale", true},
+	} {
+		t.Run(tc.contender, func(t *testing.T) {
+			j := job{Work: workLoop, Contender: tc.contender, Goroutines: 4, Compute: 10 * time.Millisecond,
+				TTL: 100 * time.Millisecond, Duration: 600 * time.Millisecond, Keys: 1, Warm: true, Times: true,
+				StaleTTL: 5 * time.Second, Calls: true}
+			res := runFleet(t, j, 2, false)
+			m := measureStale(j, res, peaks{})
+			if m["errors"] != 0 || m["calls"] == 0 || m["computations"] == 0 {
+				t.Fatalf("errors, calls, computations = %v, %v, %v; want 0 errors, some calls and computations",
+					m["errors"], m["calls"], m["computations"])
+			}
+			if m["rc_calls"] == 0 {
+				t.Error("no call around a recomputation")
+			}
+			if m["dups"] != 0 {
+				t.Errorf("duplicates = %v, want 0", m["dups"])
+			}
+			if pp := m["per_period"]; pp > 1.5 {
+				t.Errorf("computations per TTL period = %.2f, want at most 1.5", pp)
+			}
+			if !tc.stale {
+				if m["waits"] == 0 || m["stale_hits"] != 0 {
+					t.Errorf("flights that waited, stale hits = %v, %v; want some, 0", m["waits"], m["stale_hits"])
+				}
+				return
+			}
+			if m["waits"] != 0 || m["stale_hits"] == 0 || m["refreshes"] == 0 {
+				t.Errorf("flights that waited, stale hits, refreshes = %v, %v, %v; want 0, some, some",
+					m["waits"], m["stale_hits"], m["refreshes"])
+			}
+		})
+	}
+}

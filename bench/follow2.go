@@ -6,20 +6,20 @@ import (
 	"github.com/pgflight/pgflight/pglock"
 )
 
-// followTwice emulates, from outside the library, the takeover that the
-// analysis proposes: when a follower woke and found nothing (the holder
-// died), it tries the lock once more and, if another survivor took it
-// over meanwhile, follows that one in shared mode, so that every survivor
+// followTwice emulates, from outside the library, the takeover that an
+// earlier analysis proposed and that pgflight's fill has done since
+// 4df2511: when a follower woke and found nothing (the holder died), it
+// tries the lock once more and, if another survivor took it over
+// meanwhile, follows that one in shared mode, so that every survivor
 // wakes at once, instead of queueing for the exclusive lock and being
 // granted it one after the other.
 //
-// pgflight calls Locker.Lock only in that case. Lock here returns an
-// unlock that holds nothing after it followed, so that pgflight's double
-// check reads the new holder's value; were that holder to fail too, the
-// caller would compute without the lock. It is a diagnostic contender
-// (pgflight-follow2, run only on request), not a proposal to copy: the
-// fix belongs in pgflight's fill, which can re-check the cache between
-// the rounds and fall back to the blocking lock after the second.
+// pgflight now calls Locker.Lock only after two such rounds found
+// nothing. Lock here returns an unlock that holds nothing after it
+// followed, so that pgflight's double check reads the new holder's value;
+// were that holder to fail too, the caller would compute without the
+// lock. It is a diagnostic contender (pgflight-follow2, run only on
+// request) kept to compare with the fix, not a proposal to copy.
 type followTwice struct {
 	*pglock.Locker
 }

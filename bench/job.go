@@ -44,7 +44,10 @@ type job struct {
 	Announce    bool          `json:"announce"`              // say "computing" on stdout at the first computation
 	Times       bool          `json:"times"`                 // report when each computation started
 	CPUProfile  string        `json:"cpu_profile,omitempty"` // directory for a CPU profile of the run
-	PGPool      int           `json:"pg_pool,omitempty"`     // MaxConns of the PostgreSQL pool; 0: pgxpool\'s default
+	PGPool      int           `json:"pg_pool,omitempty"`     // MaxConns of the PostgreSQL pool of the recipe (and of pgflight if PGLockPool is 0); 0: pgxpool's default
+	PGLockPool  int           `json:"pglock_pool,omitempty"` // MaxConns of pgflight's pool, which only pglock uses; 0: as PGPool
+	StaleTTL    time.Duration `json:"stale_ttl,omitempty"`   // pgflight-stale and pgflight-xfetch: Config.StaleTTL
+	Calls       bool          `json:"calls,omitempty"`       // loop: report when each call started and how long it took
 	Pair        []string      `json:"pair,omitempty"`        // loop: run these contenders in one fleet, taking turns
 	Slice       time.Duration `json:"slice,omitempty"`       // loop with Pair: how long each turn lasts
 }
@@ -59,7 +62,7 @@ type workerReport struct {
 	Computations int64           `json:"computations"`
 	PerKey       []int32         `json:"per_key,omitempty"`      // loop: computations of each key
 	Hist         hist            `json:"hist,omitempty"`         // loop: latencies of the calls
-	Stats        *pgflight.Stats `json:"stats,omitempty"`        // pgflight: the Group\'s counters
+	Stats        *pgflight.Stats `json:"stats,omitempty"`        // pgflight: the Group's counters during the measured calls (after warm-up)
 	Requested    []bool          `json:"requested,omitempty"`    // loop: keys asked for at least once
 	Latencies    []int64         `json:"latencies_ns,omitempty"` // once: of each call, from the release
 	Done         []int64         `json:"done_ns,omitempty"`      // once: Unix time each successful call returned
@@ -72,6 +75,7 @@ type workerReport struct {
 	PoolMax      int             `json:"pool_max"`               // MaxConns of the PostgreSQL pool; 0 without one
 	Warnings     []string        `json:"warnings,omitempty"`     // distinct warnings logged by the contender
 	Lanes        []workerReport  `json:"lanes,omitempty"`        // loop with Pair: one report per contender
+	CallTimes    []int32         `json:"call_us,omitempty"`      // loop with Calls: each call's start (µs after the release) and latency (µs), in pairs
 }
 
 // encode returns j as the value of jobEnv.

@@ -41,6 +41,7 @@ type options struct {
 	expiryTTL             time.Duration
 	expiryCompute         time.Duration
 	expiryDuration        time.Duration
+	expiryStale           time.Duration
 	zipfKeys              int
 	zipfS                 float64
 	zipfCompute           time.Duration
@@ -48,8 +49,9 @@ type options struct {
 	hitsDuration          time.Duration
 	manyKeys              int
 	manyCompute           time.Duration
-	cpuProfile            string   // directory for the workers\' CPU profiles
-	pgPool                int      // MaxConns of the PostgreSQL pools; 0: pgxpool\'s default
+	cpuProfile            string   // directory for the workers' CPU profiles
+	pgPool                int      // MaxConns of the recipe's PostgreSQL pools; 0: pgxpool's default
+	pglockPool            int      // MaxConns of pgflight's pools, which only pglock uses; 0: as pgPool
 	save, render          string   // write the results to, or render them from, a file
 	args                  []string // the command line
 	command               string   // the command line, for the report
@@ -79,7 +81,7 @@ flags:
 	o := &options{}
 	fs.BoolVar(&o.quick, "quick", false, "1 repetition and shorter loops: about a minute")
 	fs.IntVar(&o.runs, "runs", 7, "repetitions of every scenario (-quick: 1)")
-	scen := fs.String("scenarios", "stampede,crash,expiry,zipf,hits,manykeys", "comma-separated scenarios to run")
+	scen := fs.String("scenarios", "stampede,crash,expiry,expiry-stale,zipf,hits,manykeys", "comma-separated scenarios to run")
 	cont := fs.String("contenders", strings.Join(defaultContenders, ","), "comma-separated contenders to run")
 	fs.StringVar(&o.databaseURL, "database-url", "", "PostgreSQL `URL` (default: DATABASE_URL, else "+defaultDatabaseURL+")")
 	fs.StringVar(&o.redisURL, "redis-url", "", "Redis `URL` (default: REDIS_URL, else "+defaultRedisURL+")")
@@ -91,7 +93,8 @@ flags:
 	fs.IntVar(&o.loopGoroutines, "loop-goroutines", 8, "goroutines per process in expiry, zipf and hits")
 	fs.DurationVar(&o.expiryTTL, "expiry-ttl", 200*time.Millisecond, "TTL of the hot key in expiry")
 	fs.DurationVar(&o.expiryCompute, "expiry-compute", 10*time.Millisecond, "computation time in expiry")
-	fs.DurationVar(&o.expiryDuration, "expiry-duration", 2*time.Second, "length of an expiry run (-quick: 1s)")
+	fs.DurationVar(&o.expiryDuration, "expiry-duration", 2*time.Second, "length of an expiry and an expiry-stale run (-quick: 1s)")
+	fs.DurationVar(&o.expiryStale, "expiry-stale", 2*time.Second, "how long pgflight serves the hot key stale in expiry-stale (Config.StaleTTL)")
 	fs.IntVar(&o.zipfKeys, "keys", 1000, "keys in zipf and hits")
 	fs.Float64Var(&o.zipfS, "zipf-s", 1.1, "Zipf exponent s (> 1) in zipf")
 	fs.DurationVar(&o.zipfCompute, "zipf-compute", 10*time.Millisecond, "computation time in zipf")
@@ -99,7 +102,8 @@ flags:
 	fs.DurationVar(&o.hitsDuration, "hits-duration", 1500*time.Millisecond, "length of a hits run (-quick: 0.75s)")
 	fs.IntVar(&o.manyKeys, "many-keys", 10_000, "distinct keys missed at once by one process in manykeys")
 	fs.DurationVar(&o.manyCompute, "many-compute", 50*time.Millisecond, "computation time in manykeys")
-	fs.IntVar(&o.pgPool, "pg-pool", 0, "connections of each process's PostgreSQL pool (recipe and pgflight); 0: pgxpool's default, max(4, NumCPU)")
+	fs.IntVar(&o.pgPool, "pg-pool", 0, "connections of each process's PostgreSQL pool for the recipe (and pgflight with -pglock-pool 0); 0: pgxpool's default, max(4, NumCPU)")
+	fs.IntVar(&o.pglockPool, "pglock-pool", 16, "connections of each process's PostgreSQL pool of pgflight's own, which only pglock uses (its default cap is half of them); 0: as -pg-pool, pgxpool's default unless set")
 	fs.StringVar(&o.save, "save", "", "also save the results to `file`, for -render")
 	fs.StringVar(&o.render, "render", "", "measure nothing: write the report and the chart from the results saved in `file`")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of every worker into `dir` (for investigation; it slows the workers)")
@@ -125,6 +129,9 @@ flags:
 	o.scenarios, o.contenders = splitList(*scen), splitList(*cont)
 	if err := checkContenders(o.contenders); err != nil {
 		return nil, err
+	}
+	if o.expiryStale < 0 || o.pgPool < 0 || o.pglockPool < 0 {
+		return nil, errors.New("-expiry-stale, -pg-pool and -pglock-pool must not be negative")
 	}
 	if o.runs < 1 || o.procs < 1 || o.goroutines < 1 || o.loopGoroutines < 1 || o.zipfKeys < 1 || o.zipfS <= 1 {
 		return nil, errors.New("-runs, -procs, -goroutines, -loop-goroutines and -keys must be at least 1, and -zipf-s above 1")

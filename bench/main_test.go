@@ -67,7 +67,9 @@ func runFleet(t *testing.T, j job, procs int, crash bool) *fleetResult {
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 	j.DatabaseURL, j.RedisURL = testServers(t)
-	j.Prefix = "bench-test:" + t.Name()
+	// Unique per run, so that -count=N never finds the keys of an earlier
+	// run of the same test.
+	j.Prefix = fmt.Sprintf("bench-test:%s:%d", t.Name(), time.Now().UnixNano())
 	j.App = "bench-test-" + t.Name()
 	f := &fleet{exe: os.Args[0], procs: procs, job: j, crash: crash, stderr: os.Stderr}
 	res, err := f.run(ctx)

@@ -27,7 +27,7 @@ func (s *suite) runPair(ctx context.Context, sc *scenario, p [2]string, rep int)
 	j.App = fmt.Sprintf("pgflight-bench-%s-%s-%s-%d", s.runID, sc.name, name, rep)
 	j.DatabaseURL, j.RedisURL = s.o.databaseURL, s.o.redisURL
 	j.Seed = uint64(rep)
-	j.CPUProfile, j.PGPool = s.o.cpuProfile, s.o.pgPool
+	j.CPUProfile, j.PGPool, j.PGLockPool = s.o.cpuProfile, s.o.pgPool, s.o.pglockPool
 	f := &fleet{exe: s.exe, procs: sc.procs, job: j, stderr: s.stderr}
 	start := time.Now()
 	res, err := f.run(ctx)

@@ -3,14 +3,17 @@ package main
 import (
 	"context"
 	"log/slog"
+	"reflect"
 
 	"github.com/pgflight/pgflight"
 	"github.com/pgflight/pgflight/pglock"
 	"github.com/pgflight/pgflight/redisstore"
 )
 
-// pgflightC is pgflight with redisstore and pglock, every setting at its
-// default (pgxpool's default pool, pglock's default connection cap).
+// pgflightC is pgflight with redisstore and pglock. pglock takes its
+// connections from d.pool, which the worker sizes for it (see dial), and
+// caps them at its default, half the pool; every other setting is at its
+// default, unless the staleness says otherwise.
 type pgflightC struct {
 	g *pgflight.Group
 	l *pglock.Locker
@@ -23,13 +26,27 @@ const (
 	lockFollowTwice        // pglock behind followTwice
 )
 
-// newPgflight returns pgflight on d, with the locker lock says.
-func newPgflight(d *deps, lock int) (*pgflightC, error) {
+// How long pgflight serves a value.
+const (
+	fresh            = iota // only while fresh: the default
+	serveStale              // then stale for d.stale, while one process refreshes it (Config.StaleTTL)
+	serveStaleXFetch        // the same, and refresh early by XFetch with β = 1 (Config.EarlyRefresh)
+)
+
+// newPgflight returns pgflight on d, with the locker lock says, serving
+// values as staleness says.
+func newPgflight(d *deps, lock, staleness int) (*pgflightC, error) {
 	cfg := pgflight.Config{
 		Cache:     redisstore.New(d.rdb),
 		Namespace: d.prefix,
 		TTL:       d.ttl,
 		Logger:    slog.New(d.warn),
+	}
+	switch staleness {
+	case serveStale:
+		cfg.StaleTTL = d.stale
+	case serveStaleXFetch:
+		cfg.StaleTTL, cfg.EarlyRefresh = d.stale, 1
 	}
 	var l *pglock.Locker
 	switch lock {
@@ -73,17 +90,28 @@ func sumStats(reports []workerReport) *pgflight.Stats {
 		if sum == nil {
 			sum = &pgflight.Stats{}
 		}
-		st := w.Stats
-		sum.Hits += st.Hits
-		sum.Misses += st.Misses
-		sum.Computations += st.Computations
-		sum.Coalesced += st.Coalesced
-		sum.Received += st.Received
-		sum.LockWait += st.LockWait
-		sum.LockTimeouts += st.LockTimeouts
-		sum.FailOpens += st.FailOpens
-		sum.CacheErrors += st.CacheErrors
-		sum.DecodeErrors += st.DecodeErrors
+		*sum = addStats(*sum, *w.Stats, 1)
 	}
 	return sum
+}
+
+// addStats returns a + sign·b, field by field. Every field of Stats is a
+// counter (a uint64 or a time.Duration), so this needs no update when
+// Stats gains one.
+func addStats(a, b pgflight.Stats, sign int) pgflight.Stats {
+	va, vb := reflect.ValueOf(&a).Elem(), reflect.ValueOf(b)
+	for i := range va.NumField() {
+		f := va.Field(i)
+		switch f.Kind() {
+		case reflect.Uint64:
+			if sign < 0 {
+				f.SetUint(f.Uint() - vb.Field(i).Uint())
+			} else {
+				f.SetUint(f.Uint() + vb.Field(i).Uint())
+			}
+		case reflect.Int64:
+			f.SetInt(f.Int() + int64(sign)*vb.Field(i).Int())
+		}
+	}
+	return a
 }

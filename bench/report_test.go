@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pgflight/pgflight"
 )
 
 // fakeSuite returns a suite holding made-up results for every scenario.
@@ -49,7 +51,7 @@ func TestReport(t *testing.T) {
 	var b bytes.Buffer
 	s.report(&b)
 	md := b.String()
-	for _, want := range []string{"## Targets", "## Stampede", "## Crash", "## Expiry", "## Zipf", "## Hits", "## Manykeys",
+	for _, want := range []string{"## Targets", "## Stampede", "## Crash", "## Expiry", "## Expiry with stale", "| pgflight-stale |", "expiry with stale (StaleTTL 2s)", "## Zipf", "## Hits", "## Manykeys",
 		"| pgflight |", "pgflight vs sturdyc, caller p50", "a note", "0.98x taking turns in one fleet", "cd bench && go run . -runs 2"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("report lacks %q", want)
@@ -146,8 +148,55 @@ func TestRunOrder(t *testing.T) {
 	if got := runOrder([]string{"pgflight"}, 1); len(got) != 1 {
 		t.Errorf("runOrder(pgflight) = %v", got)
 	}
-	if got := runOrder([]string{"sturdyc", "pgflight"}, 1); len(got) != 2 {
-		t.Errorf("runOrder(sturdyc, pgflight) = %v", got)
+	stale := []string{"pgflight", "pgflight-stale", "pgflight-xfetch"}
+	for rep, want := range [][]string{stale, {"pgflight-stale", "pgflight-xfetch", "pgflight"}} {
+		if got := runOrder(stale, rep); !slices.Equal(got, want) {
+			t.Errorf("runOrder(%v, %d) = %v, want %v", stale, rep, got, want)
+		}
+	}
+}
+
+// TestNear checks which calls count as around a recomputation.
+func TestNear(t *testing.T) {
+	starts := []int64{100, 200}
+	for _, tc := range []struct {
+		t    int64
+		want bool
+	}{{85, false}, {90, true}, {100, true}, {110, true}, {111, false}, {195, true}, {211, false}} {
+		if got := near(starts, tc.t, 10); got != tc.want {
+			t.Errorf("near(%v, %d, 10) = %v, want %v", starts, tc.t, got, tc.want)
+		}
+	}
+}
+
+// TestContendersOf checks that the variants run only where named.
+func TestContendersOf(t *testing.T) {
+	s := fakeSuite(t)
+	for _, sc := range scenarios(s.o) {
+		got := s.contendersOf(sc)
+		switch sc.name {
+		case "expiry-stale":
+			if want := []string{"pgflight", "pgflight-stale", "pgflight-xfetch"}; !slices.Equal(got, want) {
+				t.Errorf("%s: contenders %v, want %v", sc.name, got, want)
+			}
+		default:
+			if slices.Contains(got, "pgflight-stale") || slices.Contains(got, "pgflight-xfetch") {
+				t.Errorf("%s: contenders %v include a variant", sc.name, got)
+			}
+		}
+	}
+}
+
+// TestAddStats checks that the counters are summed and subtracted field by
+// field.
+func TestAddStats(t *testing.T) {
+	a := pgflight.Stats{Hits: 5, Misses: 2, LockWait: time.Second, StaleHits: 3}
+	b := pgflight.Stats{Hits: 1, Misses: 2, LockWait: time.Millisecond, StaleHits: 1}
+	if got, want := addStats(a, b, -1), (pgflight.Stats{Hits: 4, LockWait: 999 * time.Millisecond, StaleHits: 2}); got != want {
+		t.Errorf("a − b = %+v, want %+v", got, want)
+	}
+	if got, want := addStats(a, b, 1), (pgflight.Stats{Hits: 6, Misses: 4, LockWait: 1001 * time.Millisecond, StaleHits: 4}); got != want {
+		t.Errorf("a + b = %+v, want %+v", got, want)
 	}
 }
 

@@ -10,8 +10,9 @@ import (
 // A scenario is one workload, run by every contender it lists.
 type scenario struct {
 	name       string
+	title      string // of its section in the report; "": the name
 	procs      int
-	contenders []string    // nil: all
+	contenders []string    // nil: all but the variants
 	crash      bool        // kill the first worker to compute, half-way through
 	pairs      [][2]string // contenders also run in one fleet, taking turns (see runLoop)
 	job        func(o *options) job
@@ -35,6 +36,11 @@ func scenarios(o *options) []*scenario {
 			return job{Work: workLoop, Goroutines: o.loopGoroutines, Compute: o.expiryCompute, TTL: o.expiryTTL,
 				Duration: o.expiryDuration, Keys: 1, Warm: true, Times: true}
 		}, measure: measureExpiry},
+		{name: "expiry-stale", title: "Expiry with stale", procs: o.procs,
+			contenders: []string{"pgflight", "pgflight-stale", "pgflight-xfetch"}, job: func(o *options) job {
+				return job{Work: workLoop, Goroutines: o.loopGoroutines, Compute: o.expiryCompute, TTL: o.expiryTTL,
+					Duration: o.expiryDuration, Keys: 1, Warm: true, Times: true, StaleTTL: o.expiryStale, Calls: true}
+			}, measure: measureStale},
 		{name: "zipf", procs: o.procs, job: func(o *options) job {
 			return job{Work: workLoop, Goroutines: o.loopGoroutines, Compute: o.zipfCompute, TTL: 10 * time.Minute,
 				Duration: o.zipfDuration, Keys: o.zipfKeys, Zipf: o.zipfS}
@@ -136,6 +142,72 @@ func measureExpiry(j job, r *fleetResult, p peaks) metrics {
 	}
 	m["max_wave"] = float64(most)
 	return m
+}
+
+// measureStale measures, beyond a hot key's recomputations, what the
+// callers saw across the expiries: the latency of the calls that started
+// within one computation time of a recomputation's start, before or after
+// it (the "rc_" metrics), against that of the other calls, which are hits
+// in every contender. Calls are chosen by when they started, as for the
+// whole run, not by whether they overlapped a computation, which would
+// favour slow calls. It also counts duplicates, computations that started
+// less than two computation times after another (while its value was not
+// yet stored), and reports pgflight's counters: the flights that missed,
+// each of which waited for a computation, and the stale hits and the
+// background refreshes.
+func measureStale(j job, r *fleetResult, p peaks) metrics {
+	m := measureExpiry(j, r, p)
+	var starts []int64
+	for _, w := range r.reports {
+		starts = append(starts, w.ComputeTimes...)
+	}
+	slices.Sort(starts)
+	d := int64(j.Compute)
+	dups := 0
+	for i := 1; i < len(starts); i++ {
+		if starts[i]-starts[i-1] < 2*d {
+			dups++
+		}
+	}
+	m["dups"] = float64(dups)
+	var around, outside []int64
+	for _, w := range r.reports {
+		for i := 0; i+1 < len(w.CallTimes); i += 2 {
+			start := w.Release + int64(w.CallTimes[i])*int64(time.Microsecond)
+			lat := int64(w.CallTimes[i+1]) * int64(time.Microsecond)
+			if near(starts, start, d) {
+				around = append(around, lat)
+			} else {
+				outside = append(outside, lat)
+			}
+		}
+	}
+	slices.Sort(around)
+	slices.Sort(outside)
+	m["rc_calls"] = float64(len(around))
+	if len(around) > 0 {
+		m["rc_p50"], m["rc_p99"], m["rc_max"] = ms(percentile(around, 0.5)), ms(percentile(around, 0.99)), ms(percentile(around, 1))
+	}
+	if len(outside) > 0 {
+		m["out_p99"] = ms(percentile(outside, 0.99))
+		if len(around) > 0 && m["out_p99"] > 0 {
+			m["rc_ratio"] = m["rc_p99"] / m["out_p99"]
+		}
+	}
+	if st := sumStats(r.reports); st != nil {
+		m["waits"] = float64(st.Misses)
+		m["stale_hits"] = float64(st.StaleHits)
+		m["refreshes"] = float64(st.RefreshesStarted)
+		m["skipped"] = float64(st.RefreshesSkipped)
+		m["early"] = float64(st.EarlyRefreshes)
+	}
+	return m
+}
+
+// near reports whether t is within d of one of starts (sorted).
+func near(starts []int64, t, d int64) bool {
+	i, _ := slices.BinarySearch(starts, t-d) // the first start at t−d or later
+	return i < len(starts) && starts[i] <= t+d
 }
 
 // measureLoop measures a tight loop: throughput, and computations per key

@@ -135,11 +135,15 @@ func (s *suite) run(ctx context.Context) error {
 	return nil
 }
 
-// contendersOf returns the contenders that run sc, in report order.
+// contendersOf returns the contenders that run sc, in report order. A
+// variant runs only in the scenarios that name it, when it or its
+// contender is selected.
 func (s *suite) contendersOf(sc *scenario) []string {
 	var names []string
 	for _, n := range contenders {
-		if slices.Contains(s.o.contenders, n) && (sc.contenders == nil || slices.Contains(sc.contenders, n)) {
+		selected := slices.Contains(s.o.contenders, n) || variants[n] != "" && slices.Contains(s.o.contenders, variants[n])
+		named := slices.Contains(sc.contenders, n) || sc.contenders == nil && variants[n] == ""
+		if selected && named {
 			names = append(names, n)
 		}
 	}
@@ -154,7 +158,7 @@ func (s *suite) runOne(ctx context.Context, sc *scenario, name string, rep int) 
 	j.App = fmt.Sprintf("pgflight-bench-%s-%s-%s-%d", s.runID, sc.name, name, rep)
 	j.DatabaseURL, j.RedisURL = s.o.databaseURL, s.o.redisURL
 	j.Seed = uint64(rep)
-	j.CPUProfile, j.PGPool = s.o.cpuProfile, s.o.pgPool
+	j.CPUProfile, j.PGPool, j.PGLockPool = s.o.cpuProfile, s.o.pgPool, s.o.pglockPool
 	f := &fleet{exe: s.exe, procs: sc.procs, job: j, crash: sc.crash, stderr: s.stderr}
 	start := time.Now()
 	smp := startSampler(s.monitor, s.rdb, j.App)

@@ -11,6 +11,8 @@ import (
 	"runtime/pprof"
 	"sync/atomic"
 	"time"
+
+	"github.com/pgflight/pgflight"
 )
 
 // runWorker is one process of a fleet. It connects, says "ready" on
@@ -50,6 +52,9 @@ func runWorker(ctx context.Context, stdin io.Reader, stdout io.Writer) error {
 			if err := warm(ctx, c, j); err != nil {
 				return fmt.Errorf("warm: %w", err)
 			}
+		}
+		if p, ok := c.(*pgflightC); ok {
+			l.base = p.stats() // the report counts from here
 		}
 		if j.Announce {
 			l.cnt.announce = out
@@ -100,13 +105,14 @@ func runWorker(ctx context.Context, stdin io.Reader, stdout io.Writer) error {
 
 // A lane is one contender of a worker, with its computation and report.
 type lane struct {
-	c   contender
-	cnt *counter
-	rep workerReport
+	c    contender
+	cnt  *counter
+	rep  workerReport
+	base pgflight.Stats // pgflight: the Group's counters after the warm-up
 }
 
 // finish completes the lane's report with its computations and, for
-// pgflight, the Group's counters.
+// pgflight, the Group's counters since the warm-up.
 func (l *lane) finish(d *deps) {
 	l.rep.PID = os.Getpid()
 	l.rep.Computations = l.cnt.n.Load()
@@ -115,7 +121,7 @@ func (l *lane) finish(d *deps) {
 		l.rep.PoolMax = int(d.pool.Config().MaxConns)
 	}
 	if p, ok := l.c.(*pgflightC); ok {
-		st := p.stats()
+		st := addStats(p.stats(), l.base, -1)
 		l.rep.FailOpens, l.rep.Stats = st.FailOpens, &st
 	}
 }

@@ -92,10 +92,12 @@ func runLoop(ctx context.Context, lanes []*lane, j job) {
 		t     tally
 		asked [][]bool
 		hists []hist
+		calls [][]int32 // with j.Calls: start and latency of each call, in µs
 	}
 	ts := make([]*tallyOf, len(lanes))
 	for i := range ts {
-		ts[i] = &tallyOf{asked: make([][]bool, j.Goroutines), hists: make([]hist, j.Goroutines)}
+		ts[i] = &tallyOf{asked: make([][]bool, j.Goroutines), hists: make([]hist, j.Goroutines),
+			calls: make([][]int32, j.Goroutines)}
 	}
 	cpu0 := cpuTime()
 	t0 := together(j.Goroutines, func(i int, t0 time.Time) {
@@ -106,6 +108,7 @@ func runLoop(ctx context.Context, lanes []*lane, j job) {
 			next = func() int { return int(z.Uint64()) }
 		}
 		seen, h := make([][]bool, len(lanes)), make([]hist, len(lanes))
+		calls := make([][]int32, len(lanes))
 		for l := range lanes {
 			seen[l], h[l] = make([]bool, j.Keys), newHist()
 		}
@@ -121,10 +124,13 @@ func runLoop(ctx context.Context, lanes []*lane, j job) {
 			ts[l].t.add(err)
 			end := time.Now()
 			h[l].add(int64(end.Sub(now)))
+			if j.Calls {
+				calls[l] = append(calls[l], int32(now.Sub(t0)/time.Microsecond), int32(end.Sub(now)/time.Microsecond))
+			}
 			now = end
 		}
 		for l := range lanes {
-			ts[l].asked[i], ts[l].hists[i] = seen[l], h[l]
+			ts[l].asked[i], ts[l].hists[i], ts[l].calls[i] = seen[l], h[l], calls[l]
 		}
 	})
 	elapsed, cpu := since(t0), cpuTime()-cpu0
@@ -140,6 +146,10 @@ func runLoop(ctx context.Context, lanes []*lane, j job) {
 		for _, h := range ts[l].hists {
 			rep.Hist.merge(h)
 		}
+		for _, c := range ts[l].calls {
+			rep.CallTimes = append(rep.CallTimes, c...)
+		}
+		rep.Release = t0.UnixNano()
 		rep.Requested = make([]bool, j.Keys)
 		for _, seen := range ts[l].asked {
 			for k, ok := range seen {
