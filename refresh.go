@@ -96,7 +96,8 @@ func (g *Group) refresh(ctx context.Context, key, ck string, o callOptions, ops 
 	default:
 		defer g.release(ctx, unlock, ck)
 		if r := g.read(ctx, ck, o, ops); r.state != absent && r.e.computedAt != seen.computedAt {
-			return true // refreshed by someone else meanwhile
+			g.stats.refreshesSkipped.Add(1) // refreshed by someone else meanwhile
+			return true
 		}
 	}
 	g.stats.refreshesStarted.Add(1)

@@ -23,8 +23,8 @@ type Stats struct {
 	StaleHits        uint64 // hits served stale (Config.StaleTTL); each may start a background refresh
 	NegativeHits     uint64 // hits on a cached "missing" result (ErrMissing); also counted in Hits
 	EarlyRefreshes   uint64 // background refreshes started early by XFetch (Config.EarlyRefresh)
-	RefreshesStarted uint64 // background refreshes started (stale or early) that went for the lock
-	RefreshesSkipped uint64 // background refreshes not run: another process or caller was refreshing, the key was refreshed recently, or MaxRefreshes was reached
+	RefreshesStarted uint64 // background refreshes (stale or early) that called fn
+	RefreshesSkipped uint64 // background refreshes that did not call fn: another caller or process was refreshing or had just refreshed, the key was refreshed recently, or MaxRefreshes was reached
 }
 
 // counters is Stats under construction, updated atomically.

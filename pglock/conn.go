@@ -15,12 +15,15 @@ import (
 const closeTimeout = time.Second
 
 // acquire takes a slot of the connection cap, then a pool connection. It
-// returns ErrBusy at once if no slot is free. On failure it holds neither.
+// returns ErrBusy if no slot comes free within l.busyWait. On failure it
+// holds neither.
 func (l *Locker) acquire(ctx context.Context) (*pgxpool.Conn, error) {
 	select {
 	case l.sem <- struct{}{}:
 	default:
-		return nil, ErrBusy
+		if err := l.awaitSlot(ctx); err != nil {
+			return nil, err
+		}
 	}
 	c, err := l.pool.Acquire(ctx)
 	if err != nil {
@@ -62,6 +65,23 @@ func (l *Locker) open(ctx context.Context, op, sql string) (*pgxpool.Conn, bool,
 		if !dead || attempt >= tries {
 			return nil, false, fmt.Errorf("pglock: %s: %w", op, ctxErr(ctx, err))
 		}
+	}
+}
+
+// awaitSlot waits at most l.busyWait for a slot of the cap and takes it.
+func (l *Locker) awaitSlot(ctx context.Context) error {
+	if l.busyWait <= 0 {
+		return ErrBusy
+	}
+	t := time.NewTimer(l.busyWait)
+	defer t.Stop()
+	select {
+	case l.sem <- struct{}{}:
+		return nil
+	case <-t.C:
+		return ErrBusy
+	case <-ctx.Done():
+		return fmt.Errorf("pglock: acquire: %w", ctx.Err())
 	}
 }
 

@@ -47,8 +47,9 @@
 //
 // A waiter blocks on its own pool connection for the whole wait: waits cost
 // no CPU and no polling, but one connection each. Hence the cap set by
-// [WithMaxConns]: past it, calls fail at once with [ErrBusy] rather than
-// queue for a connection the application may need. Within one process
+// [WithMaxConns]: past it, calls fail with [ErrBusy] after at most a short
+// [WithBusyWait] (20 ms, time for a release to commit) rather than queue for
+// a connection the application may need. Within one process
 // pgflight waits at most once per key. Cancelling a wait closes its
 // connection (pgx sends a cancel request, then terminates the session), and
 // the pool opens a new one when it needs to.

@@ -25,8 +25,8 @@ const (
 	commitSQL    = "commit"
 )
 
-// ErrBusy is returned at once, without queuing, by [Locker.Lock] and
-// [Locker.LockOrFollow] when the Locker already uses as many connections as
+// ErrBusy is returned, without queuing beyond the short [WithBusyWait], by
+// every locking method when the Locker already uses as many connections as
 // [WithMaxConns] allows. The caller holds no lock. pgflight then computes
 // without the cluster lock and counts it.
 var ErrBusy = errors.New("pglock: connection cap reached")
@@ -48,6 +48,7 @@ type Locker struct {
 	// lockSQL and trySQL are the prefixes of the statements that begin a
 	// lock's transaction: BEGIN, the keepalive settings, then the lock.
 	lockSQL, trySQL string
+	busyWait        time.Duration
 }
 
 // An Option configures a [Locker] in [New].
@@ -56,11 +57,12 @@ type Option func(*options)
 type options struct {
 	maxConns  int
 	keepalive time.Duration
+	busyWait  time.Duration
 }
 
 // WithMaxConns caps the pool connections a Locker uses at once, counting both
-// held locks and waits: every further call returns [ErrBusy] until one ends.
-// n < 1 means the default.
+// held locks and waits: a further call waits at most [WithBusyWait] for one
+// to end, then returns [ErrBusy]. n < 1 means the default.
 //
 // Default: min(16, max(2, MaxConns/2)), where MaxConns is the pool's. Each
 // waiter pins a connection for the whole wait, so an uncapped Locker could
@@ -70,6 +72,19 @@ type options struct {
 // raise the cap.
 func WithMaxConns(n int) Option {
 	return func(o *options) { o.maxConns = n }
+}
+
+// WithBusyWait sets how long a call waits for a connection under the cap of
+// [WithMaxConns] to come free before it returns [ErrBusy]. The wait is
+// short on purpose: it covers a release that is still committing (pgflight
+// hands a value to its callers before it releases the lock, so a caller
+// may be back for its next key a moment before its last connection is
+// free), not a queue behind other keys' computations, which a flight for a
+// distinct key gains nothing from. d < 0 means no wait.
+//
+// Default: 20 milliseconds.
+func WithBusyWait(d time.Duration) Option {
+	return func(o *options) { o.busyWait = d }
 }
 
 // New returns a Locker that takes its connections from pool. The pool stays
@@ -83,14 +98,20 @@ func New(pool *pgxpool.Pool, opts ...Option) *Locker {
 	if o.maxConns < 1 {
 		o.maxConns = defaultMaxConns(int(pool.Config().MaxConns))
 	}
+	if o.busyWait == 0 {
+		o.busyWait = defaultBusyWait
+	}
 	begin := beginSQL(o.keepalive, pool.Config().ConnConfig.RuntimeParams)
 	return &Locker{
-		pool:    pool,
-		sem:     make(chan struct{}, o.maxConns),
-		lockSQL: begin + lockSQL,
-		trySQL:  begin + trySQL,
+		pool:     pool,
+		busyWait: max(o.busyWait, 0),
+		sem:      make(chan struct{}, o.maxConns),
+		lockSQL:  begin + lockSQL,
+		trySQL:   begin + trySQL,
 	}
 }
+
+const defaultBusyWait = 20 * time.Millisecond
 
 func defaultMaxConns(poolMax int) int {
 	return min(16, max(2, poolMax/2))
