@@ -50,7 +50,6 @@ func (l *Locker) acquire(ctx context.Context) (*pgxpool.Conn, error) {
 // On failure open holds no connection and no lock; op names the operation
 // in the error.
 func (l *Locker) open(ctx context.Context, op, sql string) (*pgxpool.Conn, bool, error) {
-	tries := int(l.pool.Config().MaxConns) + 1
 	for attempt := 1; ; attempt++ {
 		c, err := l.acquire(ctx)
 		if err != nil {
@@ -62,7 +61,7 @@ func (l *Locker) open(ctx context.Context, op, sql string) (*pgxpool.Conn, bool,
 		}
 		dead := c.Conn().IsClosed() && ctx.Err() == nil
 		l.discard(c)
-		if !dead || attempt >= tries {
+		if !dead || attempt >= l.tries {
 			return nil, false, fmt.Errorf("pglock: %s: %w", op, ctxErr(ctx, err))
 		}
 	}

@@ -49,6 +49,7 @@ type Locker struct {
 	// lock's transaction: BEGIN, the keepalive settings, then the lock.
 	lockSQL, trySQL string
 	busyWait        time.Duration
+	tries           int // attempts at opening a transaction: the pool's size + 1
 }
 
 // An Option configures a [Locker] in [New].
@@ -105,6 +106,7 @@ func New(pool *pgxpool.Pool, opts ...Option) *Locker {
 	return &Locker{
 		pool:     pool,
 		busyWait: max(o.busyWait, 0),
+		tries:    int(pool.Config().MaxConns) + 1,
 		sem:      make(chan struct{}, o.maxConns),
 		lockSQL:  begin + lockSQL,
 		trySQL:   begin + trySQL,
