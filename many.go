@@ -197,12 +197,16 @@ func (b *batch[T]) compute(ctx context.Context, keys []string) error {
 	ttls := make([]time.Duration, len(keys))
 	for i, k := range keys {
 		cks[i] = cacheKey(g.cfg.Namespace, k)
-		payload, flags := []byte(fmt.Sprintf("pgflight: %s: not returned by the batch: %v", quoteKey(k), ErrMissing)), flagMissing
+		var payload []byte
+		var flags byte
 		if v, ok := vals[k]; ok {
 			if payload, flags, err = encodeValue(g.cfg.Codec, v); err != nil {
 				g.stats.encodeErrors.Add(1)
 				return &EncodeError{Key: cks[i], Err: err}
 			}
+		} else {
+			payload = fmt.Appendf(nil, "pgflight: %s: not returned by the batch: %v", quoteKey(k), ErrMissing)
+			flags = flagMissing
 		}
 		bufs[i], ttls[i] = g.seal(payload, flags, start, end, b.o)
 	}
