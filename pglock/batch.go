@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strconv"
-
-	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // MaxBatchLocks caps the locks [Locker.TryLockMany] takes in one
@@ -38,32 +36,23 @@ func (l *Locker) TryLockMany(ctx context.Context, ids []int64) (held []bool, unl
 		return held, nil, nil
 	}
 	try := ids[:min(len(ids), MaxBatchLocks)]
-	c, err := l.acquire(ctx)
+	c, got, err := l.open(ctx, "try many", idArray(tryManySQL, try, tryManySQLEnd))
 	if err != nil {
 		return nil, nil, err
 	}
-	got, err := runColumn(ctx, c, idArray(tryManySQL, try, tryManySQLEnd))
-	if err == nil && len(got) != len(try) {
-		err = fmt.Errorf("%d results for %d ids", len(got), len(try))
-	}
-	if err != nil {
+	if len(got) != len(try) {
 		l.discard(c)
-		return nil, nil, fmt.Errorf("pglock: try many: %w", ctxErr(ctx, err))
+		return nil, nil, fmt.Errorf("pglock: try many: %d results for %d ids", len(got), len(try))
 	}
-	took := false
+	some := false
 	for i, t := range got {
 		held[i] = t
-		took = took || t
+		some = some || t
 	}
-	if took {
+	if some {
 		return held, l.unlocker(c), nil
 	}
-	if _, err := run(ctx, c, rollbackSQL); err != nil {
-		l.discard(c)
-		return nil, nil, fmt.Errorf("pglock: try many: %w", ctxErr(ctx, err))
-	}
-	l.release(c)
-	return held, nil, nil
+	return held, nil, l.rollback(ctx, c, "try many")
 }
 
 // WaitMany waits until no other session holds the exclusive lock on any of
@@ -95,30 +84,4 @@ func idArray(prefix string, ids []int64, end string) string {
 		b = strconv.AppendInt(b, id, 10)
 	}
 	return string(append(b, end...))
-}
-
-// runColumn is run for sql whose last result has one boolean column: it
-// returns that column, row by row.
-func runColumn(ctx context.Context, c *pgxpool.Conn, sql string) ([]bool, error) {
-	var col []bool
-	var err error
-	mrr := c.Conn().PgConn().Exec(ctx, sql)
-	for mrr.NextResult() {
-		rr := mrr.ResultReader()
-		col = col[:0]
-		for rr.NextRow() {
-			v := rr.Values()
-			col = append(col, len(v) > 0 && len(v[0]) == 1 && v[0][0] == 't')
-		}
-		if _, rerr := rr.Close(); rerr != nil && err == nil {
-			err = rerr
-		}
-	}
-	if cerr := mrr.Close(); cerr != nil {
-		err = cerr
-	}
-	if err != nil {
-		return nil, err
-	}
-	return col, nil
 }

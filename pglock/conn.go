@@ -39,7 +39,8 @@ func (l *Locker) acquire(ctx context.Context) (*pgxpool.Conn, error) {
 }
 
 // open takes a pool connection and runs sql, the statement that begins a
-// lock's transaction, on it, reporting whether its last row read "t". If
+// lock's transaction, on it, and returns the first column of its last
+// result, read as booleans (see runColumn). If
 // the connection turns out to be dead, open discards it and runs sql again
 // on another, as many times as the pool has connections. After a server
 // restart the pool's idle connections are all dead, and pgxpool pings only
@@ -49,23 +50,27 @@ func (l *Locker) acquire(ctx context.Context) (*pgxpool.Conn, error) {
 //
 // On failure open holds no connection and no lock; op names the operation
 // in the error.
-func (l *Locker) open(ctx context.Context, op, sql string) (*pgxpool.Conn, bool, error) {
+func (l *Locker) open(ctx context.Context, op, sql string) (*pgxpool.Conn, []bool, error) {
 	for attempt := 1; ; attempt++ {
 		c, err := l.acquire(ctx)
 		if err != nil {
-			return nil, false, err
+			return nil, nil, err
 		}
-		t, err := run(ctx, c, sql)
+		col, err := runColumn(ctx, c, sql)
 		if err == nil {
-			return c, t, nil
+			return c, col, nil
 		}
 		dead := c.Conn().IsClosed() && ctx.Err() == nil
 		l.discard(c)
 		if !dead || attempt >= l.tries {
-			return nil, false, fmt.Errorf("pglock: %s: %w", op, ctxErr(ctx, err))
+			return nil, nil, fmt.Errorf("pglock: %s: %w", op, ctxErr(ctx, err))
 		}
 	}
 }
+
+// took reports whether the statement whose last result is col took its
+// lock: a try that read "t".
+func took(col []bool) bool { return len(col) == 1 && col[0] }
 
 // awaitSlot waits at most l.busyWait for a slot of the cap and takes it.
 func (l *Locker) awaitSlot(ctx context.Context) error {
@@ -122,14 +127,24 @@ func statement(prefix string, id int64, end string) string {
 // run sends sql, which may hold several statements, in one round trip with
 // the simple query protocol, whatever the pool's default query exec mode,
 // and reads every result. It returns the first error, and whether the first
-// column of the last row read "t" (the result of a try).
-func run(ctx context.Context, c *pgxpool.Conn, sql string) (t bool, err error) {
+// column of the last row of the last result read "t" (the result of a try).
+func run(ctx context.Context, c *pgxpool.Conn, sql string) (bool, error) {
+	col, err := runColumn(ctx, c, sql)
+	return len(col) > 0 && col[len(col)-1], err
+}
+
+// runColumn is run for sql whose last result has one boolean column: it
+// returns that column, row by row.
+func runColumn(ctx context.Context, c *pgxpool.Conn, sql string) ([]bool, error) {
+	var col []bool
+	var err error
 	mrr := c.Conn().PgConn().Exec(ctx, sql)
 	for mrr.NextResult() {
 		rr := mrr.ResultReader()
+		col = col[:0]
 		for rr.NextRow() {
 			v := rr.Values()
-			t = len(v) > 0 && len(v[0]) == 1 && v[0][0] == 't'
+			col = append(col, len(v) > 0 && len(v[0]) == 1 && v[0][0] == 't')
 		}
 		if _, rerr := rr.Close(); rerr != nil && err == nil {
 			err = rerr
@@ -140,7 +155,19 @@ func run(ctx context.Context, c *pgxpool.Conn, sql string) (t bool, err error) {
 		err = cerr
 	}
 	if err != nil {
-		return false, err
+		return nil, err
 	}
-	return t, nil
+	return col, nil
+}
+
+// rollback ends the transaction on c, which took no lock, and returns c to
+// the pool; on failure it closes c instead. op names the operation in the
+// error.
+func (l *Locker) rollback(ctx context.Context, c *pgxpool.Conn, op string) error {
+	if _, err := run(ctx, c, rollbackSQL); err != nil {
+		l.discard(c)
+		return fmt.Errorf("pglock: %s: %w", op, ctxErr(ctx, err))
+	}
+	l.release(c)
+	return nil
 }

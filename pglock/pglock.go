@@ -166,11 +166,11 @@ func (l *Locker) Lock(ctx context.Context, id int64) (unlock func(context.Contex
 // ctx bounds taking a connection and the wait. On failure LockOrFollow
 // returns a non-nil error and holds no lock, as [Locker.Lock] does.
 func (l *Locker) LockOrFollow(ctx context.Context, id int64) (unlock func(context.Context) error, err error) {
-	c, got, err := l.open(ctx, "lock", statement(l.trySQL, id, trySQLEnd))
+	c, col, err := l.open(ctx, "lock", statement(l.trySQL, id, trySQLEnd))
 	if err != nil {
 		return nil, err
 	}
-	if got {
+	if took(col) {
 		return l.unlocker(c), nil
 	}
 	if _, err := run(ctx, c, statement(followSQL, id, followSQLEnd)); err != nil {

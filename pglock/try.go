@@ -1,9 +1,6 @@
 package pglock
 
-import (
-	"context"
-	"fmt"
-)
+import "context"
 
 // rollbackSQL ends a transaction whose try failed.
 const rollbackSQL = "rollback"
@@ -19,17 +16,12 @@ const rollbackSQL = "rollback"
 // ctx bounds taking a connection and the round trips. On failure TryLock
 // returns a non-nil error and holds no lock, as [Locker.Lock] does.
 func (l *Locker) TryLock(ctx context.Context, id int64) (unlock func(context.Context) error, err error) {
-	c, got, err := l.open(ctx, "try", statement(l.trySQL, id, trySQLEnd))
+	c, col, err := l.open(ctx, "try", statement(l.trySQL, id, trySQLEnd))
 	if err != nil {
 		return nil, err
 	}
-	if got {
+	if took(col) {
 		return l.unlocker(c), nil
 	}
-	if _, err := run(ctx, c, rollbackSQL); err != nil {
-		l.discard(c)
-		return nil, fmt.Errorf("pglock: try: %w", ctxErr(ctx, err))
-	}
-	l.release(c)
-	return nil, nil
+	return nil, l.rollback(ctx, c, "try")
 }
