@@ -232,17 +232,28 @@ func (g *Group) lockWait(ctx context.Context) (context.Context, context.CancelFu
 	return ctx, func() {}
 }
 
-// acquire calls lock under wctx, which lockWait derived from ctx, counts
-// the wait, and says so in the error when LockWait cut it short.
-func (g *Group) acquire(ctx, wctx context.Context, id int64, lock func(context.Context, int64) (func(context.Context) error, error)) (func(context.Context) error, error) {
+// acquire calls lock under wctx, which lockWait derived from ctx (see
+// waitLock).
+func (g *Group) acquire(ctx, wctx context.Context, id int64, lock func(context.Context, int64) (func(context.Context) error, error)) (unlock func(context.Context) error, err error) {
+	err = g.waitLock(ctx, wctx, func(wctx context.Context) error {
+		unlock, err = lock(wctx, id)
+		return err
+	})
+	return unlock, err
+}
+
+// waitLock runs wait, which takes or awaits locks under wctx, counts the
+// time in Stats.LockWait, and says so in the error when LockWait cut it
+// short.
+func (g *Group) waitLock(ctx, wctx context.Context, wait func(context.Context) error) error {
 	start := time.Now()
-	unlock, err := lock(wctx, id)
+	err := wait(wctx)
 	g.stats.lockWait.Add(int64(time.Since(start)))
 	if err != nil && ctx.Err() == nil && wctx.Err() != nil {
 		g.stats.lockTimeouts.Add(1)
 		err = fmt.Errorf("lock wait exceeded %v: %w", g.cfg.LockWait, err)
 	}
-	return unlock, err
+	return err
 }
 
 // release unlocks with a context that outlives the flight's cancellation:

@@ -93,10 +93,10 @@ func (b *batch[T]) run(ctx context.Context, keys []string) error {
 		ids, byID := b.ids(pending)
 		var held []bool
 		var unlock func(context.Context) error
-		_, err := g.acquire(ctx, wctx, 0, func(ctx context.Context, _ int64) (func(context.Context) error, error) {
+		err := g.waitLock(ctx, wctx, func(wctx context.Context) error {
 			var err error
-			held, unlock, err = bl.TryLockMany(ctx, ids)
-			return unlock, err
+			held, unlock, err = bl.TryLockMany(wctx, ids)
+			return err
 		})
 		if err != nil {
 			return b.lockFailed(ctx, pending, err)
@@ -119,9 +119,7 @@ func (b *batch[T]) run(ctx context.Context, keys []string) error {
 		if len(theirs) == 0 {
 			return nil
 		}
-		if _, err := g.acquire(ctx, wctx, 0, func(ctx context.Context, _ int64) (func(context.Context) error, error) {
-			return nil, bl.WaitMany(ctx, theirIDs)
-		}); err != nil {
+		if err := g.waitLock(ctx, wctx, func(wctx context.Context) error { return bl.WaitMany(wctx, theirIDs) }); err != nil {
 			return b.lockFailed(ctx, theirs, err)
 		}
 		pending = b.lookup(ctx, theirs, &g.stats.received)
