@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/pgflight/pgflight"
 	"github.com/pgflight/pgflight/memstore"
 	"github.com/pgflight/pgflight/pglock"
@@ -127,11 +129,7 @@ func TestDoubleCheckAfterLockGrant(t *testing.T) {
 	ns := namespace(t)
 	cfg := fleetConfig(t)
 	pool := newPool(t)
-	holder := pglock.New(pool)
-	unlock, err := holder.Lock(context.Background(), pgflight.LockID(ns, "k"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	unlock := holdLock(t, pool, ns, "k")
 	g := newGroup(t, pgflight.Config{Namespace: ns, Cache: cfg.Cache, Locker: lockOnly{cfg.Locker}})
 	done := make(chan error, 1)
 	var computed atomic.Int64
@@ -367,11 +365,7 @@ func TestCancellation(t *testing.T) {
 func TestCancelWhileWaitingForAnotherProcess(t *testing.T) {
 	ns := namespace(t)
 	pool := newPool(t)
-	unlock, err := pglock.New(pool).Lock(context.Background(), pgflight.LockID(ns, "k"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unlock(context.Background())
+	defer holdLock(t, pool, ns, "k")(context.Background())
 	cfg := fleetConfig(t)
 	g := newGroup(t, pgflight.Config{Namespace: ns, Cache: cfg.Cache, Locker: cfg.Locker})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -393,11 +387,7 @@ func TestCancelWhileWaitingForAnotherProcess(t *testing.T) {
 func TestLockWait(t *testing.T) {
 	ns := namespace(t)
 	pool := newPool(t)
-	unlock, err := pglock.New(pool).Lock(context.Background(), pgflight.LockID(ns, "k"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unlock(context.Background())
+	defer holdLock(t, pool, ns, "k")(context.Background())
 	cfg := fleetConfig(t)
 	open := newGroup(t, pgflight.Config{Namespace: ns, Cache: cfg.Cache, Locker: cfg.Locker, LockWait: 50 * time.Millisecond})
 	v, err := pgflight.Fetch(context.Background(), open, "k", func(context.Context) (int, error) { return 3, nil })
@@ -490,4 +480,15 @@ func TestLockIDCollision(t *testing.T) {
 			t.Errorf("Fetch(%s) = %q, %v", k, v, err)
 		}
 	})
+}
+
+// holdLock takes the lock of key in ns from a session of pool's, as another
+// process would, and returns its unlock.
+func holdLock(tb testing.TB, pool *pgxpool.Pool, ns, key string) func(context.Context) error {
+	tb.Helper()
+	unlock, err := pglock.New(pool).Lock(context.Background(), pgflight.LockID(ns, key))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return unlock
 }
