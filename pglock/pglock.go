@@ -59,6 +59,16 @@ type options struct {
 	maxConns  int
 	keepalive time.Duration
 	busyWait  time.Duration
+	txMode    bool
+}
+
+// WithTransactionMode makes the Locker hold each lock in a transaction of
+// its own on a pool connection (pg_advisory_xact_lock), instead of on the
+// Locker's one lock session. It is the mode for PgBouncer in transaction
+// pooling, which cannot carry session locks or LISTEN; its cost is one pool
+// connection per key in flight, held or awaited, capped by [WithMaxConns].
+func WithTransactionMode() Option {
+	return func(o *options) { o.txMode = true }
 }
 
 // WithMaxConns caps the pool connections a Locker uses at once, counting both
