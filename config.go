@@ -28,7 +28,10 @@ type Config struct {
 
 	// Namespace prefixes every cache key ("namespace:key") and is part of
 	// every lock id, so Groups with different namespaces never share
-	// entries or locks.
+	// entries or locks. It is 1 to 128 bytes of printable ASCII other than
+	// space and ':' (New refuses others): since a namespace holds no ':',
+	// the cache key "site:user:42" can only be key "user:42" of namespace
+	// "site". Use '.', '/' or '-' to structure namespaces ("site.user").
 	//
 	// Default: "pgflight".
 	Namespace string
@@ -158,6 +161,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Namespace == "" {
 		c.Namespace = defaultNamespace
+	}
+	if err := checkNamespace(c.Namespace); err != nil {
+		return c, err
 	}
 	if c.TTL == 0 {
 		c.TTL = defaultTTL

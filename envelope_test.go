@@ -2,6 +2,7 @@ package pgflight
 
 import (
 	"bytes"
+	"strings"
 	"testing"
 	"time"
 )
@@ -73,8 +74,12 @@ func FuzzKeys(f *testing.F) {
 		if lockID(ns, key) != lockID(ns, key) {
 			t.Error("lockID is not deterministic")
 		}
-		if ck := cacheKey(ns, key); len(ck) != len(ns)+1+len(key) {
-			t.Errorf("cacheKey(%q, %q) = %q", ns, key, ck)
+		if checkNamespace(ns) == nil {
+			// Injective: the first ':' splits the pair back out.
+			gotNS, gotKey, _ := strings.Cut(cacheKey(ns, key), ":")
+			if gotNS != ns || gotKey != key {
+				t.Errorf("cacheKey(%q, %q) splits back into (%q, %q)", ns, key, gotNS, gotKey)
+			}
 		}
 		if key != "" && lockID(ns, key) == lockID(ns+key[:1], key[1:]) {
 			t.Errorf("lockID(%q, %q) collides with a shifted boundary", ns, key)

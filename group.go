@@ -124,7 +124,7 @@ func (g *Group) isClosed() bool {
 func quoteKey(key string) string {
 	const max = 80
 	if len(key) > max {
-		return fmt.Sprintf("%q…(%d bytes)", key[:max], len(key))
+		return fmt.Sprintf("%+q...(%d bytes)", key[:max], len(key))
 	}
-	return fmt.Sprintf("%q", key)
+	return fmt.Sprintf("%+q", key)
 }

@@ -19,7 +19,32 @@ func checkKey(key string) error {
 	return nil
 }
 
-// cacheKey returns the key under which the Cache stores key's entry.
+// maxNamespaceLen bounds Config.Namespace, which prefixes every cache key.
+const maxNamespaceLen = 128
+
+// checkNamespace reports whether ns can be a namespace: 1 to 128 bytes of
+// printable ASCII other than space and ':'. Because a namespace never holds
+// ':', the first ':' of a cache key is the one cacheKey put there, so no two
+// (namespace, key) pairs share a cache key (see cacheKey).
+func checkNamespace(ns string) error {
+	if ns == "" || len(ns) > maxNamespaceLen {
+		return fmt.Errorf("pgflight: Namespace: length %d, want 1 to %d bytes", len(ns), maxNamespaceLen)
+	}
+	for i := 0; i < len(ns); i++ {
+		if c := ns[i]; c <= ' ' || c > '~' || c == ':' {
+			return fmt.Errorf("pgflight: Namespace %s: byte 0x%02x at %d, want printable ASCII other than space and ':'", quoteKey(ns), c, i)
+		}
+	}
+	return nil
+}
+
+// cacheKey returns the key under which the Cache stores key's entry:
+// namespace, ':', key. It is injective: checkNamespace keeps ':' out of
+// namespaces, so the cache key splits back at its first ':' into the one
+// (namespace, key) pair it came from. Namespace "site" with key "user:42"
+// gives "site:user:42", and namespace "site:user" is refused, so no Group
+// can read another namespace's entries. The form is part of the stored
+// format (key_test.go pins it): operators find entries by it.
 func cacheKey(namespace, key string) string { return namespace + ":" + key }
 
 // LockID returns the lock id that Groups with the given namespace use for

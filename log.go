@@ -48,7 +48,7 @@ func (r *rateLimitedLogger) warn(kind warnKind, msg string, args ...any) {
 func logKey(key string) string {
 	const max = 80
 	if len(key) > max {
-		return key[:max] + "…(" + strconv.Itoa(len(key)) + " bytes)"
+		return key[:max] + "...(" + strconv.Itoa(len(key)) + " bytes)"
 	}
 	return key
 }

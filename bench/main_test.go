@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -69,7 +70,7 @@ func runFleet(t *testing.T, j job, procs int, crash bool) *fleetResult {
 	j.DatabaseURL, j.RedisURL = testServers(t)
 	// Unique per run, so that -count=N never finds the keys of an earlier
 	// run of the same test.
-	j.Prefix = fmt.Sprintf("bench-test:%s:%d", t.Name(), time.Now().UnixNano())
+	j.Prefix = fmt.Sprintf("bench-test.%s.%d", strings.ReplaceAll(t.Name(), "/", "."), time.Now().UnixNano())
 	j.App = "bench-test-" + t.Name()
 	f := &fleet{exe: os.Args[0], procs: procs, job: j, crash: crash, stderr: os.Stderr}
 	res, err := f.run(ctx)

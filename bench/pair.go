@@ -23,7 +23,7 @@ func (s *suite) runPair(ctx context.Context, sc *scenario, p [2]string, rep int)
 	j := sc.job(s.o)
 	j.Pair, j.Slice = p[:], pairSlice
 	name := p[0] + "-" + p[1]
-	j.Prefix = fmt.Sprintf("pgflight-bench:%s:%s:pair-%s:%d", s.runID, sc.name, name, rep)
+	j.Prefix = fmt.Sprintf("pgflight-bench.%s.%s.pair-%s.%d", s.runID, sc.name, name, rep)
 	j.App = fmt.Sprintf("pgflight-bench-%s-%s-%s-%d", s.runID, sc.name, name, rep)
 	j.DatabaseURL, j.RedisURL = s.o.databaseURL, s.o.redisURL
 	j.Seed = uint64(rep)

@@ -154,7 +154,7 @@ func (s *suite) contendersOf(sc *scenario) []string {
 func (s *suite) runOne(ctx context.Context, sc *scenario, name string, rep int) (metrics, error) {
 	j := sc.job(s.o)
 	j.Contender = name
-	j.Prefix = fmt.Sprintf("pgflight-bench:%s:%s:%s:%d", s.runID, sc.name, name, rep)
+	j.Prefix = fmt.Sprintf("pgflight-bench.%s.%s.%s.%d", s.runID, sc.name, name, rep)
 	j.App = fmt.Sprintf("pgflight-bench-%s-%s-%s-%d", s.runID, sc.name, name, rep)
 	j.DatabaseURL, j.RedisURL = s.o.databaseURL, s.o.redisURL
 	j.Seed = uint64(rep)

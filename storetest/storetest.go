@@ -136,7 +136,7 @@ func at(b []byte, i int) string {
 // short quotes key for messages, shortened if it is long.
 func short(key string) string {
 	if len(key) > 80 {
-		return fmt.Sprintf("%q…(%d bytes)", key[:80], len(key))
+		return fmt.Sprintf("%+q...(%d bytes)", key[:80], len(key))
 	}
 	return fmt.Sprintf("%q", key)
 }
