@@ -24,6 +24,16 @@ import (
 // started the flight but not its cancellation, and is cancelled only when
 // every caller of the flight has gone (or the Group is closed).
 //
+// A hit returns what the miss returned. Values are encoded by T, the type
+// argument, never by the dynamic type a T holds. When T is or holds an
+// interface type (any, error, []any, a struct with an interface field), the
+// callers of the miss get the value as decoded back from what was stored,
+// as every later hit will: through JSON, an int held in an any comes back
+// as a float64 and a struct as a map[string]any, on the miss and on every
+// hit alike. A value the Codec cannot bring back (an error, a
+// fmt.Stringer, through JSON) is an [*EncodeError] at the first call, and
+// nothing is stored. Prefer concrete types.
+//
 // Callers of one key should agree on T: a caller that joins a flight
 // computing another type gets an error. An empty key is [ErrInvalidKey].
 func Fetch[T any](ctx context.Context, g *Group, key string, fn func(context.Context) (T, error), opts ...Option) (T, error) {
@@ -52,7 +62,7 @@ func Fetch[T any](ctx context.Context, g *Group, key string, fn func(context.Con
 // valueOps is what the non-generic machinery needs to know about T.
 type valueOps interface {
 	compute(ctx context.Context) (any, error)
-	encode(c Codec, v any) ([]byte, byte, error)
+	encode(c Codec, v any) (any, []byte, byte, error)
 	decode(c Codec, e entry) (any, error)
 }
 
@@ -68,8 +78,12 @@ func (t typed[T]) compute(ctx context.Context) (any, error) {
 	return v, nil
 }
 
-func (typed[T]) encode(c Codec, v any) ([]byte, byte, error) {
-	return encodeValue(c, v.(T))
+// encode encodes v, a T or nil (a nil interface value), as encodeValue
+// does.
+func (typed[T]) encode(c Codec, v any) (any, []byte, byte, error) {
+	t, _ := v.(T)
+	out, payload, flags, err := encodeValue(c, t)
+	return out, payload, flags, err
 }
 
 func (typed[T]) decode(c Codec, e entry) (any, error) {

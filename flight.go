@@ -405,7 +405,7 @@ func (g *Group) compute(ctx context.Context, ck string, ops valueOps) (v any, pa
 	if v, err = ops.compute(ctx); err != nil {
 		return nil, nil, 0, err
 	}
-	if payload, flags, err = ops.encode(g.cfg.Codec, v); err != nil {
+	if v, payload, flags, err = ops.encode(g.cfg.Codec, v); err != nil {
 		g.stats.encodeErrors.Add(1)
 		return nil, nil, 0, &EncodeError{Key: ck, Err: err}
 	}

@@ -198,7 +198,7 @@ func (b *batch[T]) compute(ctx context.Context, keys []string) error {
 		var payload []byte
 		var flags byte
 		if v, ok := vals[k]; ok {
-			if payload, flags, err = encodeValue(g.cfg.Codec, v); err != nil {
+			if vals[k], payload, flags, err = encodeValue(g.cfg.Codec, v); err != nil {
 				g.stats.encodeErrors.Add(1)
 				return &EncodeError{Key: cks[i], Err: err}
 			}
