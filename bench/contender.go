@@ -21,7 +21,8 @@ type contender interface {
 	get(ctx context.Context, key string, fn computeFunc) (string, error)
 }
 
-// The contenders, in the order the report lists them. pgflight-stale and
+// The contenders, in the order the report lists them. pgflight-tx is
+// pgflight on pglock in transaction mode, and pgflight-stale and
 // pgflight-xfetch are pgflight serving stale values, the second also with
 // XFetch early refresh; they run in the scenarios that name them (see
 // variants). The last two, not run unless asked for, are diagnostics:
@@ -29,7 +30,7 @@ type contender interface {
 // PostgreSQL coordination apart from the rest of pgflight, and pgflight
 // with the takeover of follow2.go.
 var contenders = []string{"none", "recipe", "singleflight", "sturdyc", "redsync", "pgflight",
-	"pgflight-stale", "pgflight-xfetch", "pgflight-local", "pgflight-follow2"}
+	"pgflight-tx", "pgflight-stale", "pgflight-xfetch", "pgflight-local", "pgflight-follow2"}
 
 // defaultContenders are the contenders that run unless -contenders says
 // otherwise.
@@ -37,7 +38,19 @@ var defaultContenders = contenders[:6]
 
 // variants maps a configuration of a contender to the contender: a
 // variant runs in the scenarios that name it whenever its contender runs.
-var variants = map[string]string{"pgflight-stale": "pgflight", "pgflight-xfetch": "pgflight"}
+var variants = map[string]string{"pgflight-tx": "pgflight", "pgflight-stale": "pgflight", "pgflight-xfetch": "pgflight"}
+
+// labels are the names the report gives the contenders whose own name
+// would not say what they are.
+var labels = map[string]string{"pgflight-tx": "pgflight (transaction mode)"}
+
+// label returns the report's name for contender name.
+func label(name string) string {
+	if l, ok := labels[name]; ok {
+		return l
+	}
+	return name
+}
 
 // usesPostgres reports whether contender name takes PostgreSQL connections.
 func usesPostgres(name string) bool {
@@ -63,9 +76,9 @@ type deps struct {
 // dial connects to Redis, and to PostgreSQL if contender needs it, with
 // the clients' default settings (go-redis: 10 per CPU; pgxpool: max(4,
 // NumCPU) connections, unless j.PGPool says otherwise), naming every
-// connection j.App. pgflight gets a pool of its own, which only pglock
-// uses, of j.PGLockPool connections when that is set: the configuration
-// the README recommends for a fleet.
+// connection j.App. pgflight's pool, which only pglock uses, has
+// j.PGLockPool connections when that is set; by default it is pgxpool's
+// default, as a new user has it.
 func dial(ctx context.Context, j job) (*deps, error) {
 	d := &deps{prefix: j.Prefix, ttl: j.TTL, stale: j.StaleTTL, warn: &warnings{}}
 	opt, err := redis.ParseURL(j.RedisURL)
@@ -133,6 +146,8 @@ func newContender(name string, d *deps) (contender, error) {
 		return newRedsync(d), nil
 	case "pgflight":
 		return newPgflight(d, lockPG, fresh)
+	case "pgflight-tx":
+		return newPgflight(d, lockPGTx, fresh)
 	case "pgflight-stale":
 		return newPgflight(d, lockPG, serveStale)
 	case "pgflight-xfetch":

@@ -31,8 +31,9 @@
 // singleflight (golang.org/x/sync/singleflight in front of Redis), sturdyc
 // (github.com/viccon/sturdyc, in-process cache only), redsync
 // (github.com/go-redsync/redsync/v4 mutex per key, then a re-check) and
-// pgflight (redisstore and pglock, on a pool of its own that only pglock
-// uses, as the README recommends for a fleet). The scenarios are stampede,
+// pgflight (redisstore and pglock.New(pool) with its default options, on
+// pgxpool's default pool, as a new user configures them; pgflight-tx is
+// the same with pglock.WithTransactionMode). The scenarios are stampede,
 // crash, expiry, expiry-stale (plain pgflight beside pgflight serving stale
 // values while one process refreshes them, with and without XFetch early
 // refresh), zipf, hits and manykeys; see scenario.go. Every scenario runs

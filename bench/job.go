@@ -45,7 +45,7 @@ type job struct {
 	Times       bool          `json:"times"`                 // report when each computation started
 	CPUProfile  string        `json:"cpu_profile,omitempty"` // directory for a CPU profile of the run
 	PGPool      int           `json:"pg_pool,omitempty"`     // MaxConns of the PostgreSQL pool of the recipe (and of pgflight if PGLockPool is 0); 0: pgxpool's default
-	PGLockPool  int           `json:"pglock_pool,omitempty"` // MaxConns of pgflight's pool, which only pglock uses; 0: as PGPool
+	PGLockPool  int           `json:"pglock_pool,omitempty"` // MaxConns of pgflight's pool, which only pglock uses; 0: as PGPool (the default)
 	StaleTTL    time.Duration `json:"stale_ttl,omitempty"`   // pgflight-stale and pgflight-xfetch: Config.StaleTTL
 	Calls       bool          `json:"calls,omitempty"`       // loop: report when each call started and how long it took
 	Pair        []string      `json:"pair,omitempty"`        // loop: run these contenders in one fleet, taking turns

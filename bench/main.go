@@ -50,7 +50,7 @@ type options struct {
 	manyKeys              int
 	manyCompute           time.Duration
 	cpuProfile            string   // directory for the workers' CPU profiles
-	pgPool                int      // MaxConns of the recipe's PostgreSQL pools; 0: pgxpool's default
+	pgPool                int      // MaxConns of the recipe's PostgreSQL pools (and pgflight's, unless pglockPool); 0: pgxpool's default
 	pglockPool            int      // MaxConns of pgflight's pools, which only pglock uses; 0: as pgPool
 	save, render          string   // write the results to, or render them from, a file
 	args                  []string // the command line
@@ -102,8 +102,8 @@ flags:
 	fs.DurationVar(&o.hitsDuration, "hits-duration", 1500*time.Millisecond, "length of a hits run (-quick: 0.75s)")
 	fs.IntVar(&o.manyKeys, "many-keys", 10_000, "distinct keys missed at once by one process in manykeys")
 	fs.DurationVar(&o.manyCompute, "many-compute", 50*time.Millisecond, "computation time in manykeys")
-	fs.IntVar(&o.pgPool, "pg-pool", 0, "connections of each process's PostgreSQL pool for the recipe (and pgflight with -pglock-pool 0); 0: pgxpool's default, max(4, NumCPU)")
-	fs.IntVar(&o.pglockPool, "pglock-pool", 16, "connections of each process's PostgreSQL pool of pgflight's own, which only pglock uses (its default cap is half of them); 0: as -pg-pool, pgxpool's default unless set")
+	fs.IntVar(&o.pgPool, "pg-pool", 0, "connections of each process's PostgreSQL pool for the recipe (and pgflight, unless -pglock-pool); 0: pgxpool's default, max(4, NumCPU)")
+	fs.IntVar(&o.pglockPool, "pglock-pool", 0, "connections of each process's PostgreSQL pool for pgflight, which only pglock uses (the cap of transaction mode is half of them); 0: as -pg-pool, pgxpool's default unless set, as a new user has it")
 	fs.StringVar(&o.save, "save", "", "also save the results to `file`, for -render")
 	fs.StringVar(&o.render, "render", "", "measure nothing: write the report and the chart from the results saved in `file`")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of every worker into `dir` (for investigation; it slows the workers)")

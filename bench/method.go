@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"fmt"
 	"runtime"
 	"strings"
@@ -15,17 +16,21 @@ func (s *suite) method(b *bytes.Buffer) {
 	fmt.Fprintf(b, "While a fleet runs, the parent samples every %v the PostgreSQL sessions and advisory locks (`pg_stat_activity` and `pg_locks`, filtered by an `application_name` unique to the run) and every %v the Redis clients (`CLIENT LIST`, filtered by a client name unique to the run), and reports the peaks. ", samplePGEvery, sampleRedisEvery)
 	fmt.Fprintf(b, "Every key is written under a prefix unique to the run, and only those keys are deleted afterwards.\n\n")
 	fmt.Fprintf(b, "Throughput on this shared 2-core machine moves by ±20%% or more between runs a few seconds apart, more than the differences to measure. So zipf and hits also run pgflight and none **taking turns in one fleet**: every worker holds both, and every goroutine calls the one whose %v turn it is by the clock, so that both see the same background load; each one's calls/s is its calls over its share of the run. In hits, none taking turns with none is the A/A control of that method.\n\n", pairSlice)
-	fmt.Fprintf(b, "The contenders, each a small file of [bench/](bench/), with their clients' default settings (go-redis: 10 connections per CPU; pgxpool: max(4, NumCPU) connections per process), except pgflight's pool, which only pglock uses (below):\n\n")
+	fmt.Fprintf(b, "The contenders, each a small file of [bench/](bench/), with their clients' default settings (go-redis: 10 connections per CPU; pgxpool: max(4, NumCPU) connections per process):\n\n")
 	fmt.Fprintf(b, "- **none**: cache-aside on Redis: `GET`, and on a miss compute and `SET`. No coordination.\n")
 	fmt.Fprintf(b, "- **recipe**: a Go port of the Django recipe `cache_chained_calculation`: the Redis key is the md5 of the key; on a miss the caller runs `BEGIN`, `select pg_advisory_xact_lock((x'c'::bigint<<60) | first 60 bits of the md5)` (derived in Go, checked against the SQL in `recipe_test.go`), re-reads Redis, computes and `SET`s if it still misses, and `COMMIT`s. Each caller that misses holds a pooled connection and a transaction while it waits.\n")
 	fmt.Fprintf(b, "- **singleflight**: `golang.org/x/sync/singleflight` around the cache-aside (as go-redis/cache's `Once`): coalescing inside a process only.\n")
 	fmt.Fprintf(b, "- **sturdyc**: `github.com/viccon/sturdyc` `GetOrFetch` on its in-process cache, no shared store: coalescing inside a process only, and hits from memory. The in-process floor for latency.\n")
 	fmt.Fprintf(b, "- **redsync**: a `github.com/go-redsync/redsync/v4` mutex per key with its defaults (8 s expiry, 32 tries, 50 to 250 ms between tries) on a miss, then a re-check, compute and `SET`, then unlock.\n")
+	pool := "pgxpool's default config (max(4, NumCPU) connections)"
 	if s.o.pglockPool > 0 {
-		fmt.Fprintf(b, "- **pgflight**: `pgflight.Fetch` with `redisstore` and `pglock`, configured as the README recommends for a fleet: pglock has a pgxpool pool of its own with `MaxConns` %d per process, so its default connection cap, half the pool, is %d: a process can hold or await that many locks at once before a flight computes without the lock (`-pglock-pool`; `-pglock-pool 0` runs the previous configuration, pgxpool's default pool of max(4, NumCPU) connections and a cap of 2). Every other setting is at its default. In expiry-stale, **pgflight-stale** also serves the value stale for `Config.StaleTTL` = %v while one process refreshes it, and **pgflight-xfetch** also refreshes early by XFetch with `Config.EarlyRefresh` = 1.\n", s.o.pglockPool, capOf(s.o.pglockPool), s.o.expiryStale)
-	} else {
-		fmt.Fprintf(b, "- **pgflight**: `pgflight.Fetch` with `redisstore` and `pglock` on the same pool as the recipe's, every setting at its default (`-pglock-pool 0`): pglock's connection cap is min(16, max(2, pool MaxConns/2)) = %d here. In expiry-stale, **pgflight-stale** also serves the value stale for `Config.StaleTTL` = %v while one process refreshes it, and **pgflight-xfetch** also refreshes early by XFetch with `Config.EarlyRefresh` = 1.\n", capOf(s.o.pgPool), s.o.expiryStale)
+		pool = fmt.Sprintf("`MaxConns` %d per process (`-pglock-pool %d`, **not the default**)", s.o.pglockPool, s.o.pglockPool)
+	} else if s.o.pgPool > 0 {
+		pool = fmt.Sprintf("`MaxConns` %d per process (`-pg-pool %d`, **not the default**)", s.o.pgPool, s.o.pgPool)
 	}
+	fmt.Fprintf(b, "- **pgflight**: `pgflight.Fetch` with `redisstore` and `pglock.New(pool)`, as a new user configures them: pglock's default options, on a pgxpool pool with %s that only pglock uses; every pgflight setting but the namespace and the TTL at its default. ", pool)
+	fmt.Fprintf(b, "**pgflight (transaction mode)** (`-contenders pgflight-tx`) is the same with `pglock.New(pool, pglock.WithTransactionMode())`, pglock's mode for PgBouncer in transaction pooling: each lock held or awaited takes a pool connection inside a transaction, at most min(16, max(2, MaxConns/2)) = %d at once, beyond which a flight waits briefly for one and then computes without the lock; it runs in stampede, crash, the cold starts and manykeys. ", capOf(cmp.Or(s.o.pglockPool, s.o.pgPool)))
+	fmt.Fprintf(b, "In expiry-stale, **pgflight-stale** also serves the value stale for `Config.StaleTTL` = %v while one process refreshes it, and **pgflight-xfetch** also refreshes early by XFetch with `Config.EarlyRefresh` = 1.\n", s.o.expiryStale)
 	if s.o.pgPool > 0 {
 		fmt.Fprintf(b, "\n**Not the defaults**: the recipe's PostgreSQL pools have %d connections per process (`-pg-pool %d`).\n", s.o.pgPool, s.o.pgPool)
 	}

@@ -10,10 +10,11 @@ import (
 	"github.com/pgflight/pgflight/redisstore"
 )
 
-// pgflightC is pgflight with redisstore and pglock. pglock takes its
-// connections from d.pool, which the worker sizes for it (see dial), and
-// caps them at its default, half the pool; every other setting is at its
-// default, unless the staleness says otherwise.
+// pgflightC is pgflight with redisstore and pglock, as a new user
+// configures them: pglock.New(pool) with pglock's default options, on the
+// worker's pool, which has pgxpool's default config (see dial), and every
+// pgflight setting at its default, unless the locker or the staleness says
+// otherwise.
 type pgflightC struct {
 	g *pgflight.Group
 	l *pglock.Locker
@@ -21,7 +22,8 @@ type pgflightC struct {
 
 // The lockers pgflight can run with.
 const (
-	lockPG          = iota // pglock
+	lockPG          = iota // pglock, its default mode
+	lockPGTx               // pglock in transaction mode (pglock.WithTransactionMode)
 	lockLocal              // the in-process locker
 	lockFollowTwice        // pglock behind followTwice
 )
@@ -52,6 +54,9 @@ func newPgflight(d *deps, lock, staleness int) (*pgflightC, error) {
 	switch lock {
 	case lockPG:
 		l = pglock.New(d.pool)
+		cfg.Locker = l
+	case lockPGTx:
+		l = pglock.New(d.pool, pglock.WithTransactionMode())
 		cfg.Locker = l
 	case lockFollowTwice:
 		l = pglock.New(d.pool)

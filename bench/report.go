@@ -79,7 +79,7 @@ func (s *suite) report(b *bytes.Buffer) {
 		}
 		fmt.Fprintf(b, "\n|---|%s\n", strings.Repeat("---|", len(spec.cols)))
 		for _, name := range s.contendersOf(sc) {
-			fmt.Fprintf(b, "| %s |", name)
+			fmt.Fprintf(b, "| %s |", label(name))
 			for _, c := range spec.cols {
 				fmt.Fprintf(b, " %s |", c.format(median(column(runs[name], c.key))))
 			}
@@ -90,7 +90,7 @@ func (s *suite) report(b *bytes.Buffer) {
 			if len(rs) == 0 {
 				continue
 			}
-			fmt.Fprintf(b, "\n- %s vs %s, %s: **%s** (per repetition: %s)", r.a, r.b, r.label, ratioText(median(rs)), list(rs, ratioText))
+			fmt.Fprintf(b, "\n- %s vs %s, %s: **%s** (per repetition: %s)", label(r.a), label(r.b), r.label, ratioText(median(rs)), list(rs, ratioText))
 		}
 		for _, p := range sc.pairs {
 			rs := pairRatios(s.pairs[sc.name][pairName(p)], "throughput")

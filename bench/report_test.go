@@ -52,7 +52,7 @@ func TestReport(t *testing.T) {
 	s.report(&b)
 	md := b.String()
 	for _, want := range []string{"## Targets", "## Stampede", "## Crash", "## Expiry", "## Expiry with stale", "| pgflight-stale |", "expiry with stale (StaleTTL 2s)", "## Zipf", "## Hits", "## Manykeys",
-		"| pgflight |", "pgflight vs sturdyc, caller p50", "a note", "0.98x taking turns in one fleet", "cd bench && go run . -runs 2"} {
+		"| pgflight |", "| pgflight (transaction mode) |", "pgflight vs sturdyc, caller p50", "a note", "0.98x taking turns in one fleet", "cd bench && go run . -runs 2"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("report lacks %q", want)
 		}
@@ -179,9 +179,21 @@ func TestContendersOf(t *testing.T) {
 			if want := []string{"pgflight", "pgflight-stale", "pgflight-xfetch"}; !slices.Equal(got, want) {
 				t.Errorf("%s: contenders %v, want %v", sc.name, got, want)
 			}
+		case "stampede", "crash":
+			if want := []string{"none", "recipe", "singleflight", "sturdyc", "redsync", "pgflight", "pgflight-tx"}; !slices.Equal(got, want) {
+				t.Errorf("%s: contenders %v, want %v", sc.name, got, want)
+			}
 		default:
-			if slices.Contains(got, "pgflight-stale") || slices.Contains(got, "pgflight-xfetch") {
+			if slices.Contains(got, "pgflight-stale") || slices.Contains(got, "pgflight-xfetch") || slices.Contains(got, "pgflight-tx") {
 				t.Errorf("%s: contenders %v include a variant", sc.name, got)
+			}
+		}
+	}
+	s.o.contenders = []string{"sturdyc", "pgflight-tx"}
+	for _, sc := range scenarios(s.o) {
+		if sc.name == "stampede" {
+			if got, want := s.contendersOf(sc), []string{"sturdyc", "pgflight-tx"}; !slices.Equal(got, want) {
+				t.Errorf("-contenders sturdyc,pgflight-tx: stampede runs %v, want %v", got, want)
 			}
 		}
 	}

@@ -13,6 +13,7 @@ type scenario struct {
 	title      string // of its section in the report; "": the name
 	procs      int
 	contenders []string    // nil: all but the variants
+	with       []string    // variants that run too, when contenders is nil
 	crash      bool        // kill the first worker to compute, half-way through
 	pairs      [][2]string // contenders also run in one fleet, taking turns (see runLoop)
 	job        func(o *options) job
@@ -26,10 +27,10 @@ type metrics map[string]float64
 // scenarios returns the scenarios in the order they run and are reported.
 func scenarios(o *options) []*scenario {
 	return []*scenario{
-		{name: "stampede", procs: o.procs, job: func(o *options) job {
+		{name: "stampede", procs: o.procs, with: []string{"pgflight-tx"}, job: func(o *options) job {
 			return job{Work: workOnce, Goroutines: o.goroutines, Compute: o.compute, TTL: time.Minute, Times: true}
 		}, measure: measureOnce},
-		{name: "crash", procs: o.procs, crash: true, job: func(o *options) job {
+		{name: "crash", procs: o.procs, crash: true, with: []string{"pgflight-tx"}, job: func(o *options) job {
 			return job{Work: workOnce, Goroutines: o.goroutines, Compute: o.compute, TTL: time.Minute, Announce: true, Times: true}
 		}, measure: measureCrash},
 		{name: "expiry", procs: o.procs, job: func(o *options) job {

@@ -136,13 +136,13 @@ func (s *suite) run(ctx context.Context) error {
 }
 
 // contendersOf returns the contenders that run sc, in report order. A
-// variant runs only in the scenarios that name it, when it or its
-// contender is selected.
+// variant runs only in the scenarios that name it (in contenders or with),
+// when it or its contender is selected.
 func (s *suite) contendersOf(sc *scenario) []string {
 	var names []string
 	for _, n := range contenders {
 		selected := slices.Contains(s.o.contenders, n) || variants[n] != "" && slices.Contains(s.o.contenders, variants[n])
-		named := slices.Contains(sc.contenders, n) || sc.contenders == nil && variants[n] == ""
+		named := slices.Contains(sc.contenders, n) || sc.contenders == nil && (variants[n] == "" || slices.Contains(sc.with, n))
 		if selected && named {
 			names = append(names, n)
 		}

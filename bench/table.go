@@ -34,14 +34,16 @@ func specs() map[string]tableSpec {
 				{"max ms", "max", msec}, {"fan-out ms", "fanout", msec}, {"peak PG conns", "conns", num},
 				{"peak Redis clients", "redis", num}, {"errors", "errors", num}},
 			ratios: []ratio{{"pgflight", "sturdyc", "p50", "caller p50"}, {"pgflight", "sturdyc", "max", "caller max"},
-				{"pgflight", "recipe", "p50", "caller p50"}, {"pgflight", "recipe", "max", "caller max"}},
+				{"pgflight", "recipe", "p50", "caller p50"}, {"pgflight", "recipe", "max", "caller max"},
+				{"pgflight-tx", "sturdyc", "p50", "caller p50"}, {"pgflight", "pgflight-tx", "p50", "caller p50"}},
 		},
 		"crash": {
 			cols: []col{{"computations (survivors)", "computations", num},
 				{"every survivor served, ms after the kill", "recovery", msec},
 				{"of which takeover ms", "takeover", msec}, {"and fan-out ms", "fanout", msec}, {"survivors' p50 ms", "p50", msec},
 				{"survivors' max ms", "max", msec}, {"errors", "errors", num}, {"peak PG conns", "conns", num}},
-			ratios: []ratio{{"pgflight", "recipe", "recovery", "time until every survivor is served"}},
+			ratios: []ratio{{"pgflight", "recipe", "recovery", "time until every survivor is served"},
+				{"pgflight", "pgflight-tx", "recovery", "time until every survivor is served"}},
 		},
 		"expiry": {
 			cols: []col{{"computations", "computations", num}, {"expiries", "expiries", num},
