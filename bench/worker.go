@@ -38,7 +38,7 @@ func runWorker(ctx context.Context, stdin io.Reader, stdout io.Writer) error {
 		ld := d
 		if len(j.Pair) > 0 {
 			// Each contender of a pair has keys of its own.
-			ld = d.withPrefix(fmt.Sprintf("%s:%d:%s", j.Prefix, i, name))
+			ld = d.withPrefix(fmt.Sprintf("%s.%d.%s", j.Prefix, i, name)) // a Namespace has no ":"
 		}
 		c, err := newContender(name, ld)
 		if err != nil {
