@@ -104,8 +104,13 @@ func dial(ctx context.Context, j job) (*deps, error) {
 		if j.PGLockPool > 0 && (usesPglock(j.Contender) || slices.ContainsFunc(j.Pair, usesPglock)) {
 			cfg.MaxConns = int32(j.PGLockPool) // no contender that pairs with pgflight uses PostgreSQL
 		}
-		if d.pool, err = pgxpool.NewWithConfig(ctx, cfg); err == nil {
-			err = d.pool.Ping(ctx) // one warm connection, as in a running service
+		// One warm connection, as in a running service. pgflight warms
+		// pglock instead (see pgflightC.warmUp), which opens what pglock
+		// uses: a connection that the pool would hold idle otherwise is
+		// not pglock's, and would count as a PostgreSQL connection.
+		recipe := func(n string) bool { return usesPostgres(n) && !usesPglock(n) }
+		if d.pool, err = pgxpool.NewWithConfig(ctx, cfg); err == nil && (recipe(j.Contender) || slices.ContainsFunc(j.Pair, recipe)) {
+			err = d.pool.Ping(ctx)
 		}
 		if err != nil {
 			d.close()

@@ -36,8 +36,12 @@
 // the same with pglock.WithTransactionMode). The scenarios are stampede,
 // crash, expiry, expiry-stale (plain pgflight beside pgflight serving stale
 // values while one process refreshes them, with and without XFetch early
-// refresh), zipf, hits and manykeys; see scenario.go. Every scenario runs
-// R times with the contenders interleaved, in a rotating order, and the
-// report gives medians, and ratios computed between contenders of the same
-// repetition.
+// refresh), zipf, hits, coldstart-small and coldstart-large (the group
+// coldstart: on an empty cache, every process asks for every one of many
+// keys at about the same moment; see coldstart.go) and manykeys; see
+// scenario.go. Every scenario runs R times (coldstart-large at most 3)
+// with the contenders interleaved, in a rotating order, and the report
+// gives medians, and ratios computed between contenders of the same
+// repetition. -scenarios selects scenarios by name or group, for example
+// -scenarios coldstart.
 package main

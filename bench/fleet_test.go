@@ -112,3 +112,48 @@ func TestExpiryStale(t *testing.T) {
 		})
 	}
 }
+
+// TestColdStart runs a small cold start: every process asks for every key
+// once, and pgflight computes each key at least once.
+func TestColdStart(t *testing.T) {
+	for _, contender := range []string{"none", "pgflight", "pgflight-tx"} {
+		t.Run(contender, func(t *testing.T) {
+			j := job{Work: workWalk, Contender: contender, Goroutines: 3, Keys: 20, Compute: time.Millisecond, TTL: time.Minute}
+			res := runFleet(t, j, 2, false)
+			m := measureColdStart(j, res, peaks{})
+			if m["calls"] != 40 || m["errors"] != 0 {
+				t.Fatalf("calls, errors = %v, %v; want 40, 0; reports: %+v", m["calls"], m["errors"], res.reports)
+			}
+			for _, w := range res.reports {
+				if w.Calls != 20 {
+					t.Errorf("worker %d: %d calls, want one per key, 20", w.PID, w.Calls)
+				}
+			}
+			if m["computations"] < 20 || m["per_key"] < 1 || m["max_key"] < 1 {
+				t.Errorf("computations, per key, most for one key = %v, %v, %v; want at least 20, 1, 1",
+					m["computations"], m["per_key"], m["max_key"])
+			}
+			if m["wall"] <= 0 || m["throughput"] <= 0 {
+				t.Errorf("wall, throughput = %v ms, %v/s; want both positive", m["wall"], m["throughput"])
+			}
+		})
+	}
+}
+
+// TestLoopPair runs none and pgflight taking turns in one fleet: each lane
+// has calls of its own and no errors.
+func TestLoopPair(t *testing.T) {
+	j := job{Work: workLoop, Pair: []string{"none", "pgflight"}, Slice: 50 * time.Millisecond, Goroutines: 2,
+		Compute: time.Millisecond, TTL: time.Minute, Duration: 300 * time.Millisecond, Keys: 20}
+	res := runFleet(t, j, 2, false)
+	for _, w := range res.reports {
+		if len(w.Lanes) != 2 {
+			t.Fatalf("worker %d: %d lanes, want 2", w.PID, len(w.Lanes))
+		}
+		for l, lr := range w.Lanes {
+			if lr.Calls == 0 || lr.Errors != 0 {
+				t.Errorf("worker %d, %s: calls, errors = %d, %d; want some, 0 (first error: %s)", w.PID, j.Pair[l], lr.Calls, lr.Errors, lr.FirstError)
+			}
+		}
+	}
+}

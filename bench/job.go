@@ -22,11 +22,12 @@ const (
 	workOnce = "once" // every goroutine calls once for one key (stampede, crash)
 	workLoop = "loop" // every goroutine calls in a tight loop until Duration ends
 	workMany = "many" // every goroutine calls once for a key of its own (manykeys)
+	workWalk = "walk" // the goroutines share one walk of every key, each called once (cold start)
 )
 
 // A job is what one worker process does.
 type job struct {
-	Work        string        `json:"work"`      // workOnce, workLoop or workMany
+	Work        string        `json:"work"`      // workOnce, workLoop, workMany or workWalk
 	Contender   string        `json:"contender"` // see contenders
 	Index       int           `json:"index"`     // of the worker in its fleet
 	Prefix      string        `json:"prefix"`    // every Redis key starts with it
@@ -37,9 +38,9 @@ type job struct {
 	Compute     time.Duration `json:"compute"`               // how long one computation takes
 	TTL         time.Duration `json:"ttl"`                   // how long a value stays cached
 	Duration    time.Duration `json:"duration"`              // of a loop
-	Keys        int           `json:"keys"`                  // loop: keys to choose from
+	Keys        int           `json:"keys"`                  // loop: keys to choose from; walk: keys to walk
 	Zipf        float64       `json:"zipf"`                  // loop: Zipf exponent s (> 1); 0 for uniform
-	Seed        uint64        `json:"seed"`                  // loop: seeds the key choices
+	Seed        uint64        `json:"seed"`                  // loop, walk: seeds the key choices
 	Warm        bool          `json:"warm"`                  // loop: call every key once before ready
 	Announce    bool          `json:"announce"`              // say "computing" on stdout at the first computation
 	Times       bool          `json:"times"`                 // report when each computation started
@@ -59,9 +60,10 @@ type workerReport struct {
 	Calls        int64           `json:"calls"`
 	Errors       int64           `json:"errors"`
 	FirstError   string          `json:"first_error,omitempty"`
+	OOM          int64           `json:"oom,omitempty"` // errors that were 'out of shared memory' (SQLSTATE 53200)
 	Computations int64           `json:"computations"`
-	PerKey       []int32         `json:"per_key,omitempty"`      // loop: computations of each key
-	Hist         hist            `json:"hist,omitempty"`         // loop: latencies of the calls
+	PerKey       []int32         `json:"per_key,omitempty"`      // loop, walk: computations of each key
+	Hist         hist            `json:"hist,omitempty"`         // loop, walk: latencies of the calls
 	Stats        *pgflight.Stats `json:"stats,omitempty"`        // pgflight: the Group's counters during the measured calls (after warm-up)
 	Requested    []bool          `json:"requested,omitempty"`    // loop: keys asked for at least once
 	Latencies    []int64         `json:"latencies_ns,omitempty"` // once: of each call, from the release

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -49,6 +50,7 @@ type options struct {
 	hitsDuration          time.Duration
 	manyKeys              int
 	manyCompute           time.Duration
+	coldSmall, coldLarge  coldStart
 	cpuProfile            string   // directory for the workers' CPU profiles
 	pgPool                int      // MaxConns of the recipe's PostgreSQL pools (and pgflight's, unless pglockPool); 0: pgxpool's default
 	pglockPool            int      // MaxConns of pgflight's pools, which only pglock uses; 0: as pgPool
@@ -81,7 +83,8 @@ flags:
 	o := &options{}
 	fs.BoolVar(&o.quick, "quick", false, "1 repetition and shorter loops: about a minute")
 	fs.IntVar(&o.runs, "runs", 7, "repetitions of every scenario (-quick: 1)")
-	scen := fs.String("scenarios", "stampede,crash,expiry,expiry-stale,zipf,hits,manykeys", "comma-separated scenarios to run")
+	scen := fs.String("scenarios", "stampede,crash,expiry,expiry-stale,zipf,hits,coldstart,manykeys",
+		"comma-separated scenarios to run; coldstart is coldstart-small and coldstart-large")
 	cont := fs.String("contenders", strings.Join(defaultContenders, ","), "comma-separated contenders to run")
 	fs.StringVar(&o.databaseURL, "database-url", "", "PostgreSQL `URL` (default: DATABASE_URL, else "+defaultDatabaseURL+")")
 	fs.StringVar(&o.redisURL, "redis-url", "", "Redis `URL` (default: REDIS_URL, else "+defaultRedisURL+")")
@@ -102,6 +105,12 @@ flags:
 	fs.DurationVar(&o.hitsDuration, "hits-duration", 1500*time.Millisecond, "length of a hits run (-quick: 0.75s)")
 	fs.IntVar(&o.manyKeys, "many-keys", 10_000, "distinct keys missed at once by one process in manykeys")
 	fs.DurationVar(&o.manyCompute, "many-compute", 50*time.Millisecond, "computation time in manykeys")
+	fs.IntVar(&o.coldSmall.goroutines, "cold-small-goroutines", 25, "goroutines per process in coldstart-small")
+	fs.IntVar(&o.coldSmall.keys, "cold-small-keys", 1000, "keys every process asks for in coldstart-small")
+	fs.DurationVar(&o.coldSmall.compute, "cold-small-compute", 50*time.Millisecond, "computation time in coldstart-small")
+	fs.IntVar(&o.coldLarge.goroutines, "cold-large-goroutines", 200, "goroutines per process in coldstart-large")
+	fs.IntVar(&o.coldLarge.keys, "cold-large-keys", 10_000, "keys every process asks for in coldstart-large")
+	fs.DurationVar(&o.coldLarge.compute, "cold-large-compute", 20*time.Millisecond, "computation time in coldstart-large")
 	fs.IntVar(&o.pgPool, "pg-pool", 0, "connections of each process's PostgreSQL pool for the recipe (and pgflight, unless -pglock-pool); 0: pgxpool's default, max(4, NumCPU)")
 	fs.IntVar(&o.pglockPool, "pglock-pool", 0, "connections of each process's PostgreSQL pool for pgflight, which only pglock uses (the cap of transaction mode is half of them); 0: as -pg-pool, pgxpool's default unless set, as a new user has it")
 	fs.StringVar(&o.save, "save", "", "also save the results to `file`, for -render")
@@ -126,7 +135,7 @@ flags:
 			o.runs = 1
 		}
 	}
-	o.scenarios, o.contenders = splitList(*scen), splitList(*cont)
+	o.contenders = splitList(*cont)
 	if err := checkContenders(o.contenders); err != nil {
 		return nil, err
 	}
@@ -135,6 +144,13 @@ flags:
 	}
 	if o.runs < 1 || o.procs < 1 || o.goroutines < 1 || o.loopGoroutines < 1 || o.zipfKeys < 1 || o.zipfS <= 1 {
 		return nil, errors.New("-runs, -procs, -goroutines, -loop-goroutines and -keys must be at least 1, and -zipf-s above 1")
+	}
+	if min(o.coldSmall.goroutines, o.coldSmall.keys, o.coldLarge.goroutines, o.coldLarge.keys) < 1 {
+		return nil, errors.New("-cold-small-goroutines, -cold-small-keys, -cold-large-goroutines and -cold-large-keys must be at least 1")
+	}
+	var err error
+	if o.scenarios, err = selectScenarios(splitList(*scen), scenarios(o)); err != nil {
+		return nil, err
 	}
 	o.databaseURL = firstOf(o.databaseURL, os.Getenv("DATABASE_URL"), defaultDatabaseURL)
 	o.redisURL = firstOf(o.redisURL, os.Getenv("REDIS_URL"), defaultRedisURL)
@@ -188,6 +204,34 @@ func commandArgs(args []string) []string {
 		out = append(out, args[i])
 	}
 	return out
+}
+
+// selectScenarios returns the names of the scenarios of all that names
+// selects, by name or by group, or an error for a name that selects none.
+func selectScenarios(names []string, all []*scenario) ([]string, error) {
+	var out []string
+	for _, n := range names {
+		found := false
+		for _, sc := range all {
+			if sc.name == n || sc.group == n {
+				found = true
+				if !slices.Contains(out, sc.name) {
+					out = append(out, sc.name)
+				}
+			}
+		}
+		if !found {
+			var valid []string
+			for _, sc := range all {
+				valid = append(valid, sc.name)
+				if sc.group != "" && !slices.Contains(valid, sc.group) {
+					valid = append(valid, sc.group)
+				}
+			}
+			return nil, fmt.Errorf("unknown scenario %q (want one of %v)", n, valid)
+		}
+	}
+	return out, nil
 }
 
 func splitList(s string) []string {

@@ -24,7 +24,7 @@ func (s *suite) runPair(ctx context.Context, sc *scenario, p [2]string, rep int)
 	j.Pair, j.Slice = p[:], pairSlice
 	name := p[0] + "-" + p[1]
 	j.Prefix = fmt.Sprintf("pgflight-bench.%s.%s.pair-%s.%d", s.runID, sc.name, name, rep)
-	j.App = fmt.Sprintf("pgflight-bench-%s-%s-%s-%d", s.runID, sc.name, name, rep)
+	_, j.App = s.appName(sc.name, "pair-"+name, rep)
 	j.DatabaseURL, j.RedisURL = s.o.databaseURL, s.o.redisURL
 	j.Seed = uint64(rep)
 	j.CPUProfile, j.PGPool, j.PGLockPool = s.o.cpuProfile, s.o.pgPool, s.o.pglockPool
@@ -52,7 +52,7 @@ func (s *suite) runPair(ctx context.Context, sc *scenario, p [2]string, rep int)
 			}
 		}
 	}
-	s.logf("[%s %d/%d] %s taking turns: %s calls/s vs %s calls/s: %s (%v)", sc.name, rep+1, s.o.runs, pairName(p),
+	s.logf("[%s %d/%d] %s taking turns: %s calls/s vs %s calls/s: %s (%v)", sc.name, rep+1, sc.repetitions(s.o.runs), pairName(p),
 		rate(out[1]["throughput"]), rate(out[0]["throughput"]), ratioText(out[1]["throughput"]/out[0]["throughput"]),
 		time.Since(start).Round(10*time.Millisecond))
 	return out, nil

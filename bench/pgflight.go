@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"math"
 	"reflect"
 
 	"github.com/pgflight/pgflight"
@@ -67,6 +69,26 @@ func newPgflight(d *deps, lock, staleness int) (*pgflightC, error) {
 		return nil, err
 	}
 	return &pgflightC{g: g, l: l}, nil
+}
+
+// warmLockID is the first of the advisory lock ids that workers take to
+// warm pglock up, one each (warmLockID + the worker's index). A key's lock
+// id is a 64-bit hash, so a key shares one of them only by a chance of
+// about 2^-60.
+const warmLockID = math.MinInt64
+
+// warmUp takes and releases one lock, so that pglock has opened its
+// connection before the measurement, as in a running service: its lock
+// session by default, a pool connection in transaction mode.
+func (c *pgflightC) warmUp(ctx context.Context, index int) error {
+	if c.l == nil {
+		return nil
+	}
+	unlock, err := c.l.Lock(ctx, warmLockID+int64(index))
+	if err != nil {
+		return fmt.Errorf("warm up pglock: %w", err)
+	}
+	return unlock(ctx)
 }
 
 func (c *pgflightC) get(ctx context.Context, key string, fn computeFunc) (string, error) {

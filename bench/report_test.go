@@ -51,7 +51,7 @@ func TestReport(t *testing.T) {
 	var b bytes.Buffer
 	s.report(&b)
 	md := b.String()
-	for _, want := range []string{"## Targets", "## Stampede", "## Crash", "## Expiry", "## Expiry with stale", "| pgflight-stale |", "expiry with stale (StaleTTL 2s)", "## Zipf", "## Hits", "## Manykeys",
+	for _, want := range []string{"## Targets", "## Stampede", "## Crash", "## Expiry", "## Expiry with stale", "| pgflight-stale |", "expiry with stale (StaleTTL 2s)", "## Zipf", "## Hits", "## Cold start, 1,000 keys", "## Cold start, 10,000 keys", "## Manykeys",
 		"| pgflight |", "| pgflight (transaction mode) |", "pgflight vs sturdyc, caller p50", "a note", "0.98x taking turns in one fleet", "cd bench && go run . -runs 2"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("report lacks %q", want)
@@ -178,6 +178,10 @@ func TestContendersOf(t *testing.T) {
 		case "expiry-stale":
 			if want := []string{"pgflight", "pgflight-stale", "pgflight-xfetch"}; !slices.Equal(got, want) {
 				t.Errorf("%s: contenders %v, want %v", sc.name, got, want)
+			}
+		case "coldstart-small", "coldstart-large", "manykeys":
+			if !slices.Contains(got, "pgflight-tx") || slices.Contains(got, "pgflight-stale") || slices.Contains(got, "pgflight-xfetch") {
+				t.Errorf("%s: contenders %v, want pgflight-tx and no other variant", sc.name, got)
 			}
 		case "stampede", "crash":
 			if want := []string{"none", "recipe", "singleflight", "sturdyc", "redsync", "pgflight", "pgflight-tx"}; !slices.Equal(got, want) {

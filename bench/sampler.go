@@ -10,14 +10,14 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// sampleSQL counts the sessions named $1, the advisory locks they hold, and
-// the advisory locks they hold or wait for.
+// sampleSQL counts the sessions whose application_name starts with $1, the
+// advisory locks they hold, and the advisory locks they hold or wait for.
 const sampleSQL = `select
-  (select count(*) from pg_stat_activity where application_name = $1),
+  (select count(*) from pg_stat_activity where left(application_name, length($1)) = $1),
   count(*) filter (where l.granted),
   count(*)
 from pg_locks l join pg_stat_activity a using (pid)
-where l.locktype = 'advisory' and a.application_name = $1`
+where l.locktype = 'advisory' and left(a.application_name, length($1)) = $1`
 
 // How often a sampler looks. CLIENT LIST is costlier for Redis, which is
 // single-threaded and serves the contenders too, than the query is for
@@ -29,7 +29,7 @@ const (
 
 // peaks are the largest numbers a sampler saw.
 type peaks struct {
-	conns        int    // PostgreSQL sessions named app
+	conns        int    // PostgreSQL sessions whose application_name starts with sessions
 	locksHeld    int    // advisory locks held by them
 	locks        int    // advisory locks held or awaited by them
 	redisClients int    // Redis clients named app
@@ -44,13 +44,14 @@ type sampler struct {
 	p     peaks
 }
 
-// startSampler samples the sessions and clients named app, on conn and rdb.
-func startSampler(conn *pgx.Conn, rdb *redis.Client, app string) *sampler {
+// startSampler samples, on conn and rdb, the PostgreSQL sessions whose
+// application_name starts with sessions and the Redis clients named app.
+func startSampler(conn *pgx.Conn, rdb *redis.Client, sessions, app string) *sampler {
 	s := &sampler{stopc: make(chan struct{})}
 	s.wg.Go(func() {
 		s.loop(samplePGEvery, func(ctx context.Context) error {
 			var n, held, all int
-			if err := conn.QueryRow(ctx, sampleSQL, app).Scan(&n, &held, &all); err != nil {
+			if err := conn.QueryRow(ctx, sampleSQL, sessions).Scan(&n, &held, &all); err != nil {
 				return err
 			}
 			s.mu.Lock()

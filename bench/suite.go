@@ -29,9 +29,10 @@ type suite struct {
 	// a run that failed.
 	runs map[string]map[string][]metrics
 	// pairs[scenario][pairName] holds one pairRun per repetition.
-	pairs map[string]map[string][]pairRun
-	notes []string // errors and failures worth a line in the report
-	took  time.Duration
+	pairs  map[string]map[string][]pairRun
+	notes  []string // errors and failures worth a line in the report
+	took   time.Duration
+	fleets int // fleets started, which number their application names
 }
 
 // newSuite connects to the servers and describes the machine.
@@ -99,7 +100,7 @@ func (s *suite) run(ctx context.Context) error {
 		}
 		names := s.contendersOf(sc)
 		s.runs[sc.name] = map[string][]metrics{}
-		for rep := range s.o.runs {
+		for rep := range sc.repetitions(s.o.runs) {
 			for _, name := range runOrder(names, rep) {
 				m, err := s.runOne(ctx, sc, name, rep)
 				if ctx.Err() != nil {
@@ -155,13 +156,14 @@ func (s *suite) runOne(ctx context.Context, sc *scenario, name string, rep int) 
 	j := sc.job(s.o)
 	j.Contender = name
 	j.Prefix = fmt.Sprintf("pgflight-bench.%s.%s.%s.%d", s.runID, sc.name, name, rep)
-	j.App = fmt.Sprintf("pgflight-bench-%s-%s-%s-%d", s.runID, sc.name, name, rep)
+	var sessions string
+	sessions, j.App = s.appName(sc.name, name, rep)
 	j.DatabaseURL, j.RedisURL = s.o.databaseURL, s.o.redisURL
 	j.Seed = uint64(rep)
 	j.CPUProfile, j.PGPool, j.PGLockPool = s.o.cpuProfile, s.o.pgPool, s.o.pglockPool
 	f := &fleet{exe: s.exe, procs: sc.procs, job: j, crash: sc.crash, stderr: s.stderr}
 	start := time.Now()
-	smp := startSampler(s.monitor, s.rdb, j.App)
+	smp := startSampler(s.monitor, s.rdb, sessions, j.App)
 	res, err := f.run(ctx)
 	p := smp.stop()
 	s.deleteKeys(j.Prefix)
@@ -184,12 +186,24 @@ func (s *suite) runOne(ctx context.Context, sc *scenario, name string, rep int) 
 			s.note("%s/%s: pgflight warned: %s", sc.name, name, msg)
 		}
 	}
-	s.logf("[%s %d/%d] %-12s %s (%v)", sc.name, rep+1, s.o.runs, name, summary(sc.name, m),
+	s.logf("[%s %d/%d] %-12s %s (%v)", sc.name, rep+1, sc.repetitions(s.o.runs), name, summary(sc.name, m),
 		time.Since(start).Round(10*time.Millisecond))
 	if st := sumStats(res.reports); st != nil {
 		s.logf("    pgflight stats, summed over the workers: %+v", *st)
 	}
 	return m, nil
+}
+
+// appName returns the name of the next fleet's connections (its Redis
+// client name and PostgreSQL application_name), and the beginning of it
+// that is unique to the fleet. PostgreSQL sessions are counted by that
+// beginning: pglock names its lock session after the pool's
+// application_name, with a suffix, cutting the name to fit PostgreSQL's 63
+// bytes.
+func (s *suite) appName(scenario, contender string, rep int) (unique, app string) {
+	s.fleets++
+	unique = fmt.Sprintf("pgflight-bench-%s-%d-", s.runID, s.fleets)
+	return unique, fmt.Sprintf("%s%s-%s-%d", unique, scenario, contender, rep)
 }
 
 // deleteKeys deletes the Redis keys that start with prefix, and only them.

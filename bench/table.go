@@ -27,7 +27,21 @@ type tableSpec struct {
 
 // specs returns how each scenario is reported.
 func specs() map[string]tableSpec {
+	coldStart := tableSpec{
+		cols: []col{{"computations per key", "per_key", dec2}, {"most for one key", "max_key", num},
+			{"all keys served, ms", "wall", msec}, {"keys served/s", "throughput", rate},
+			{"p50 ms", "p50", msec}, {"p99 ms", "p99", msec}, {"max ms", "max", msec},
+			{"fail-opens", "fail_opens", num}, {"'out of shared memory'", "oom", num}, {"errors", "errors", num},
+			{"peak PG conns", "conns", num}, {"peak advisory locks held", "locks_held", num}},
+		ratios: []ratio{{"pgflight", "none", "throughput", "keys served/s"},
+			{"pgflight-tx", "none", "throughput", "keys served/s"},
+			{"recipe", "none", "throughput", "keys served/s"},
+			{"singleflight", "none", "throughput", "keys served/s"},
+			{"pgflight", "pgflight-tx", "throughput", "keys served/s"}},
+	}
 	return map[string]tableSpec{
+		"coldstart-small": coldStart,
+		"coldstart-large": coldStart,
 		"stampede": {
 			cols: []col{{"computations", "computations", num}, {"first computation starts, ms", "start", msec},
 				{"p50 ms", "p50", msec}, {"p99 ms", "p99", msec},

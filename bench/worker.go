@@ -54,6 +54,9 @@ func runWorker(ctx context.Context, stdin io.Reader, stdout io.Writer) error {
 			}
 		}
 		if p, ok := c.(*pgflightC); ok {
+			if err := p.warmUp(ctx, j.Index); err != nil {
+				return err
+			}
 			l.base = p.stats() // the report counts from here
 		}
 		if j.Announce {
@@ -90,6 +93,8 @@ func runWorker(ctx context.Context, stdin io.Reader, stdout io.Writer) error {
 		}
 	case workMany:
 		rep = runMany(ctx, lanes[0].c, j, lanes[0].cnt)
+	case workWalk:
+		rep = runWalk(ctx, lanes[0].c, j, lanes[0].cnt)
 	default:
 		return fmt.Errorf("unknown work %q", j.Work)
 	}

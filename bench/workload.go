@@ -12,28 +12,34 @@ import (
 // stampedeKey is the one key of the once workload.
 const stampedeKey = "stampede"
 
-// A tally gathers the calls and errors of a worker's goroutines.
+// A tally gathers the calls and errors of a worker's goroutines, and
+// counts the errors that were 'out of shared memory'.
 type tally struct {
-	calls, errors atomic.Int64
-	mu            sync.Mutex
-	first         string
+	calls, errors, oom atomic.Int64
+	mu                 sync.Mutex
+	first              string
 }
 
 func (t *tally) add(err error) {
 	t.calls.Add(1)
-	if err != nil {
-		if t.errors.Add(1) == 1 {
-			t.mu.Lock()
-			t.first = err.Error()
-			t.mu.Unlock()
-		}
+	if err == nil {
+		return
+	}
+	msg := err.Error()
+	if isOutOfSharedMemory(msg) {
+		t.oom.Add(1)
+	}
+	if t.errors.Add(1) == 1 {
+		t.mu.Lock()
+		t.first = msg
+		t.mu.Unlock()
 	}
 }
 
 func (t *tally) report() workerReport {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return workerReport{Calls: t.calls.Load(), Errors: t.errors.Load(), FirstError: t.first}
+	return workerReport{Calls: t.calls.Load(), Errors: t.errors.Load(), OOM: t.oom.Load(), FirstError: t.first}
 }
 
 // together runs g goroutines, released at once, and returns when all have
