@@ -39,6 +39,7 @@ type options struct {
 	procs, goroutines     int
 	compute               time.Duration
 	loopGoroutines        int
+	zipfGoroutines        int
 	expiryTTL             time.Duration
 	expiryCompute         time.Duration
 	expiryDuration        time.Duration
@@ -93,7 +94,8 @@ flags:
 	fs.IntVar(&o.procs, "procs", 8, "worker processes")
 	fs.IntVar(&o.goroutines, "goroutines", 100, "goroutines per process in stampede and crash")
 	fs.DurationVar(&o.compute, "compute", 100*time.Millisecond, "computation time in stampede and crash")
-	fs.IntVar(&o.loopGoroutines, "loop-goroutines", 8, "goroutines per process in expiry, zipf and hits")
+	fs.IntVar(&o.loopGoroutines, "loop-goroutines", 8, "goroutines per process in expiry and hits")
+	fs.IntVar(&o.zipfGoroutines, "zipf-goroutines", 25, "goroutines per process in zipf")
 	fs.DurationVar(&o.expiryTTL, "expiry-ttl", 200*time.Millisecond, "TTL of the hot key in expiry")
 	fs.DurationVar(&o.expiryCompute, "expiry-compute", 10*time.Millisecond, "computation time in expiry")
 	fs.DurationVar(&o.expiryDuration, "expiry-duration", 2*time.Second, "length of an expiry and an expiry-stale run (-quick: 1s)")
@@ -142,8 +144,8 @@ flags:
 	if o.expiryStale < 0 || o.pgPool < 0 || o.pglockPool < 0 {
 		return nil, errors.New("-expiry-stale, -pg-pool and -pglock-pool must not be negative")
 	}
-	if o.runs < 1 || o.procs < 1 || o.goroutines < 1 || o.loopGoroutines < 1 || o.zipfKeys < 1 || o.zipfS <= 1 {
-		return nil, errors.New("-runs, -procs, -goroutines, -loop-goroutines and -keys must be at least 1, and -zipf-s above 1")
+	if o.runs < 1 || o.procs < 1 || o.goroutines < 1 || o.loopGoroutines < 1 || o.zipfGoroutines < 1 || o.zipfKeys < 1 || o.zipfS <= 1 {
+		return nil, errors.New("-runs, -procs, -goroutines, -loop-goroutines, -zipf-goroutines and -keys must be at least 1, and -zipf-s above 1")
 	}
 	if min(o.coldSmall.goroutines, o.coldSmall.keys, o.coldLarge.goroutines, o.coldLarge.keys) < 1 {
 		return nil, errors.New("-cold-small-goroutines, -cold-small-keys, -cold-large-goroutines and -cold-large-keys must be at least 1")

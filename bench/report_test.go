@@ -183,7 +183,7 @@ func TestContendersOf(t *testing.T) {
 			if !slices.Contains(got, "pgflight-tx") || slices.Contains(got, "pgflight-stale") || slices.Contains(got, "pgflight-xfetch") {
 				t.Errorf("%s: contenders %v, want pgflight-tx and no other variant", sc.name, got)
 			}
-		case "stampede", "crash":
+		case "stampede", "crash", "zipf":
 			if want := []string{"none", "recipe", "singleflight", "sturdyc", "redsync", "pgflight", "pgflight-tx"}; !slices.Equal(got, want) {
 				t.Errorf("%s: contenders %v, want %v", sc.name, got, want)
 			}

@@ -53,8 +53,8 @@ func scenarios(o *options) []*scenario {
 				return job{Work: workLoop, Goroutines: o.loopGoroutines, Compute: o.expiryCompute, TTL: o.expiryTTL,
 					Duration: o.expiryDuration, Keys: 1, Warm: true, Times: true, StaleTTL: o.expiryStale, Calls: true}
 			}, measure: measureStale},
-		{name: "zipf", procs: o.procs, job: func(o *options) job {
-			return job{Work: workLoop, Goroutines: o.loopGoroutines, Compute: o.zipfCompute, TTL: 10 * time.Minute,
+		{name: "zipf", procs: o.procs, with: []string{"pgflight-tx"}, job: func(o *options) job {
+			return job{Work: workLoop, Goroutines: o.zipfGoroutines, Compute: o.zipfCompute, TTL: 10 * time.Minute,
 				Duration: o.zipfDuration, Keys: o.zipfKeys, Zipf: o.zipfS}
 		}, measure: measureLoop, pairs: [][2]string{{"none", "pgflight"}}},
 		{name: "hits", procs: o.procs, job: func(o *options) job {

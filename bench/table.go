@@ -88,6 +88,7 @@ func specs() map[string]tableSpec {
 				{"p99 ms", "p99", msec}, {"max ms", "max", msec}, {"errors", "errors", num},
 				{"peak PG conns", "conns", num}, {"fail-opens", "fail_opens", num}},
 			ratios: []ratio{{"pgflight", "none", "throughput", "calls/s"}, {"pgflight", "recipe", "throughput", "calls/s"},
+				{"pgflight-tx", "none", "throughput", "calls/s"},
 				{"pgflight", "none", "per_key", "computations per key"},
 				{"pgflight", "none", "cpu", "worker CPU per call"}},
 		},

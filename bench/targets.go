@@ -123,7 +123,9 @@ func (s *suite) targets() []targetRow {
 	}
 
 	pk := s.medianOf("zipf", "pgflight", "per_key")
-	add("zipf: 1.00 computations per key", fmt.Sprintf("%s (none: %s)", dec2(pk), dec2(s.medianOf("zipf", "none", "per_key"))),
+	zipf := fmt.Sprintf("zipf (%d × %d, %s keys)", s.o.procs, s.o.zipfGoroutines, rate(float64(s.o.zipfKeys)))
+	add(zipf+": 1.00 computations per key", fmt.Sprintf("%s (none: %s)%s", dec2(pk), dec2(s.medianOf("zipf", "none", "per_key")),
+		tx("zipf", medianOf("zipf", "per_key"), dec2)),
 		math.Round(pk*100) <= 100, ran("zipf", "pgflight"))
 	// Throughput: taking turns in one fleet where that ran, as it pairs
 	// the two under the same background load; separate fleets otherwise.
@@ -141,7 +143,7 @@ func (s *suite) targets() []targetRow {
 		return sep, text
 	}
 	r, text := tput("zipf")
-	add("zipf: throughput ≥ 1.0x no protection", text, r >= 1.0, ran("zipf", "pgflight", "none"))
+	add(zipf+": throughput ≥ 1.0x no protection", text, r >= 1.0, ran("zipf", "pgflight", "none"))
 	r, text = tput("hits")
 	add("hits on Redis: throughput ≥ 0.95x no protection", text, r >= 0.95, ran("hits", "pgflight", "none"))
 
