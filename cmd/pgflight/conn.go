@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/url"
 	"os"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -57,7 +56,7 @@ func resolvePostgres(flagValue string) pgTarget {
 func (t pgTarget) poolConfig(app string) (*pgxpool.Config, error) {
 	cfg, err := pgxpool.ParseConfig(t.connString)
 	if err != nil {
-		return nil, fmt.Errorf("postgres settings (%s): %w", t.source, err)
+		return nil, settingsError("postgres", t.source, t.String(), err)
 	}
 	cfg.ConnConfig.RuntimeParams["application_name"] = app
 	return cfg, nil
@@ -74,32 +73,27 @@ func (t pgTarget) connect(ctx context.Context, app string) (*pgx.Conn, error) {
 	return pgx.ConnectConfig(ctx, cfg.ConnConfig)
 }
 
-// passwordKV matches the password in a keyword/value connection string.
-var passwordKV = regexp.MustCompile(`(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)`)
-
-// String describes t for people: the URL with any password masked, or for
-// the PG* variables the server they name.
+// String describes t for people: the URL or keyword/value string with
+// every secret masked (see redactDSN), or for the PG* variables the server
+// they name, without the password.
 func (t pgTarget) String() string {
 	if t.connString == "" {
 		cfg, err := pgx.ParseConfig("")
 		if err != nil {
-			return "PG* variables (" + err.Error() + ")"
+			return "PG* variables (" + parseReason(err) + ")"
 		}
 		u := url.URL{Scheme: "postgres", User: url.User(cfg.User), Host: fmt.Sprintf("%s:%d", cfg.Host, cfg.Port), Path: "/" + cfg.Database}
 		return u.String() + " (from PG* variables)"
 	}
-	return redactURL(t.connString)
+	return redactDSN(t.connString)
 }
 
-// redactURL masks the password of a URL, or of a keyword/value string.
-func redactURL(s string) string {
-	if strings.Contains(s, "://") {
-		if u, err := url.Parse(s); err == nil {
-			return u.Redacted()
-		}
-		return "(unparsable URL)"
-	}
-	return passwordKV.ReplaceAllString(s, "${1}xxxxx")
+// settingsError reports connection settings from source, shown as shown,
+// that do not parse. It says why through parseReason and not with the
+// parser's own message, which quotes the settings: the cause is hidden on
+// purpose.
+func settingsError(server, source, shown string, err error) error {
+	return fmt.Errorf("%s settings (%s): cannot parse %s: %s", server, source, shown, parseReason(err))
 }
 
 // A redisTarget names a Redis server and where that name came from.
@@ -124,14 +118,14 @@ func resolveRedis(flagValue string) redisTarget {
 func (t redisTarget) client() (*redis.Client, error) {
 	opt, err := redis.ParseURL(t.url)
 	if err != nil {
-		return nil, fmt.Errorf("redis settings (%s): %w", t.source, err)
+		return nil, settingsError("redis", t.source, t.String(), err)
 	}
 	opt.ContextTimeoutEnabled = true // so that redisstore calls honour ctx deadlines
 	return redis.NewClient(opt), nil
 }
 
-// String describes t for people: its URL with any password masked.
-func (t redisTarget) String() string { return redactURL(t.url) }
+// String describes t for people: its URL with every secret masked.
+func (t redisTarget) String() string { return redactDSN(t.url) }
 
 // probeRedis reports whether t answers PING within probeTimeout. It dials
 // once first, so that an absent server is reported here, once, rather than
@@ -139,7 +133,7 @@ func (t redisTarget) String() string { return redactURL(t.url) }
 func probeRedis(ctx context.Context, t redisTarget) error {
 	opt, err := redis.ParseURL(t.url)
 	if err != nil {
-		return fmt.Errorf("redis settings (%s): %w", t.source, err)
+		return settingsError("redis", t.source, t.String(), err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()

@@ -55,7 +55,26 @@ Run "pgflight <command> -h" for the command's flags.
 // run runs the command named by args[0] with the rest of args as its flags,
 // writing its report to stdout and diagnostics to stderr. ctx ends the
 // command early (the demo kills its workers).
+//
+// No password reaches stdout, stderr or the error returned: every secret
+// in args and in the connection variables is masked in all of them (see
+// redactor), whatever wrote it.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	rd := newRedactor(args)
+	out, errOut := rd.writer(stdout), rd.writer(stderr)
+	if len(args) > 0 && args[0] == workerCommand {
+		// A worker's stdout is the demo's pipe from it, not output: a
+		// masked number would break its reports. The demo's own run
+		// scrubs whatever of them it prints.
+		err := runWorker(ctx, args[1:], os.Stdin, stdout, errOut)
+		return rd.error(errors.Join(err, errOut.Flush()))
+	}
+	err := dispatch(ctx, args, out, errOut)
+	return rd.error(errors.Join(err, out.Flush(), errOut.Flush()))
+}
+
+// dispatch runs the command named by args[0], as run describes.
+func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return errors.New("no command")
@@ -67,8 +86,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		err = runDemo(ctx, args, stdout, stderr)
 	case "locks":
 		err = runLocks(ctx, args, stdout, stderr)
-	case workerCommand:
-		err = runWorker(ctx, args, os.Stdin, stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

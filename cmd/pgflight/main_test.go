@@ -237,7 +237,9 @@ func TestLocks(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pool.Close()
-	lk := pglock.New(pool, pglock.WithMaxConns(2))
+	// Transaction mode: its waiter waits inside PostgreSQL, so pg_locks
+	// shows it (a waiter of the default session mode waits in-process).
+	lk := pglock.New(pool, pglock.WithTransactionMode(), pglock.WithMaxConns(2))
 	id := pgflight.LockID("cmd-test", t.Name())
 	unlock, err := lk.Lock(ctx, id)
 	if err != nil {

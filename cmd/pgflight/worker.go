@@ -8,6 +8,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log"
+	"log/slog"
 	"os"
 	"time"
 
@@ -64,7 +66,11 @@ func runWorker(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		return err
 	}
 
-	c, err := dial(ctx, *mode, *namespace, *app)
+	// go-redis logs through a logger of its package, to os.Stderr; send
+	// it to stderr, which run scrubs like the rest. A worker is a process
+	// of its own, so changing that logger changes nothing else.
+	redis.SetLogger(printfLogger{log.New(stderr, "", log.LstdFlags)})
+	c, err := dial(ctx, *mode, *namespace, *app, slog.New(slog.NewTextHandler(stderr, nil)))
 	if err != nil {
 		return fmt.Errorf("worker: %w", err)
 	}
@@ -88,8 +94,9 @@ type demoClient struct {
 }
 
 // dial connects to Redis, and in mode pgflight to PostgreSQL, each once, so
-// that the calls find a warm connection as in a running service.
-func dial(ctx context.Context, mode, namespace, app string) (_ *demoClient, err error) {
+// that the calls find a warm connection as in a running service. The Group
+// logs its warnings to logger.
+func dial(ctx context.Context, mode, namespace, app string, logger *slog.Logger) (_ *demoClient, err error) {
 	c := &demoClient{namespace: namespace}
 	defer func() {
 		if err != nil {
@@ -103,7 +110,7 @@ func dial(ctx context.Context, mode, namespace, app string) (_ *demoClient, err 
 	if err := c.rdb.Ping(ctx).Err(); err != nil {
 		return nil, fmt.Errorf("redis: %w", err)
 	}
-	cfg := pgflight.Config{Cache: redisstore.New(c.rdb), Namespace: namespace, TTL: demoTTL}
+	cfg := pgflight.Config{Cache: redisstore.New(c.rdb), Namespace: namespace, TTL: demoTTL, Logger: logger}
 	switch mode {
 	case modeNone:
 		return c, nil
@@ -207,3 +214,9 @@ func (c *demoClient) close() error {
 	}
 	return err
 }
+
+// A printfLogger is a log.Logger as go-redis wants its logger.
+type printfLogger struct{ l *log.Logger }
+
+// Printf logs one line.
+func (p printfLogger) Printf(_ context.Context, format string, v ...any) { p.l.Printf(format, v...) }
