@@ -159,3 +159,24 @@ func TestRepetitions(t *testing.T) {
 		t.Error("report does not say that the large cold start ran 3 times of 7")
 	}
 }
+
+// TestQuickColdStart checks that -quick halves the cold starts' keys,
+// unless they are set.
+func TestQuickColdStart(t *testing.T) {
+	for _, tc := range []struct {
+		args         []string
+		small, large int
+	}{
+		{nil, 1000, 10_000},
+		{[]string{"-quick"}, 500, 5000},
+		{[]string{"-quick", "-cold-large-keys", "10000"}, 500, 10_000},
+	} {
+		o, err := parseOptions(tc.args, io.Discard)
+		if err != nil {
+			t.Fatalf("%v: %v", tc.args, err)
+		}
+		if o.coldSmall.keys != tc.small || o.coldLarge.keys != tc.large {
+			t.Errorf("%v: keys %d and %d, want %d and %d", tc.args, o.coldSmall.keys, o.coldLarge.keys, tc.small, tc.large)
+		}
+	}
+}

@@ -6,7 +6,7 @@
 // so that the peers it compares never become dependencies of pgflight):
 //
 //	cd bench && go run .          # full run: 7 repetitions, about 8 minutes
-//	cd bench && go run . -quick   # 1 repetition, shorter loops, about a minute
+//	cd bench && go run . -quick   # 1 repetition, shorter loops, half the cold-start keys, about a minute
 //
 // It uses the PostgreSQL server named by -database-url, else DATABASE_URL,
 // else postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable, and the

@@ -82,7 +82,7 @@ flags:
 		fs.PrintDefaults()
 	}
 	o := &options{}
-	fs.BoolVar(&o.quick, "quick", false, "1 repetition and shorter loops: about a minute")
+	fs.BoolVar(&o.quick, "quick", false, "1 repetition, shorter loops and cold starts of half the keys: about a minute")
 	fs.IntVar(&o.runs, "runs", 7, "repetitions of every scenario (-quick: 1)")
 	scen := fs.String("scenarios", "stampede,crash,expiry,expiry-stale,zipf,hits,coldstart,manykeys",
 		"comma-separated scenarios to run; coldstart is coldstart-small and coldstart-large")
@@ -108,10 +108,10 @@ flags:
 	fs.IntVar(&o.manyKeys, "many-keys", 10_000, "distinct keys missed at once by one process in manykeys")
 	fs.DurationVar(&o.manyCompute, "many-compute", 50*time.Millisecond, "computation time in manykeys")
 	fs.IntVar(&o.coldSmall.goroutines, "cold-small-goroutines", 25, "goroutines per process in coldstart-small")
-	fs.IntVar(&o.coldSmall.keys, "cold-small-keys", 1000, "keys every process asks for in coldstart-small")
+	fs.IntVar(&o.coldSmall.keys, "cold-small-keys", 1000, "keys every process asks for in coldstart-small (-quick: 500)")
 	fs.DurationVar(&o.coldSmall.compute, "cold-small-compute", 50*time.Millisecond, "computation time in coldstart-small")
 	fs.IntVar(&o.coldLarge.goroutines, "cold-large-goroutines", 200, "goroutines per process in coldstart-large")
-	fs.IntVar(&o.coldLarge.keys, "cold-large-keys", 10_000, "keys every process asks for in coldstart-large")
+	fs.IntVar(&o.coldLarge.keys, "cold-large-keys", 10_000, "keys every process asks for in coldstart-large (-quick: 5,000)")
 	fs.DurationVar(&o.coldLarge.compute, "cold-large-compute", 20*time.Millisecond, "computation time in coldstart-large")
 	fs.IntVar(&o.pgPool, "pg-pool", 0, "connections of each process's PostgreSQL pool for the recipe (and pgflight, unless -pglock-pool); 0: pgxpool's default, max(4, NumCPU)")
 	fs.IntVar(&o.pglockPool, "pglock-pool", 0, "connections of each process's PostgreSQL pool for pgflight, which only pglock uses (the cap of transaction mode is half of them); 0: as -pg-pool, pgxpool's default unless set, as a new user has it")
@@ -131,6 +131,11 @@ flags:
 			"zipf-duration": &o.zipfDuration, "hits-duration": &o.hitsDuration} {
 			if !set[name] {
 				*short /= 2
+			}
+		}
+		for name, keys := range map[string]*int{"cold-small-keys": &o.coldSmall.keys, "cold-large-keys": &o.coldLarge.keys} {
+			if !set[name] {
+				*keys /= 2
 			}
 		}
 		if !set["runs"] {

@@ -117,7 +117,7 @@ func (s *suite) report(b *bytes.Buffer) {
 		}
 	}
 	fmt.Fprintf(b, "\n## Reproduce\n\n```\n%s\n```\n\n", o.command)
-	fmt.Fprintf(b, "`cd bench && go run . -quick` runs everything once with shorter loops (about a minute); `-scenarios` and `-contenders` select (for example `-scenarios stampede,crash -contenders sturdyc,pgflight`); `-database-url` and `-redis-url` (or DATABASE_URL and REDIS_URL) choose the servers; `go run . -h` lists every setting.\n")
+	fmt.Fprintf(b, "`cd bench && go run . -quick` runs everything once with shorter loops and cold starts of half the keys (about a minute); `-scenarios` and `-contenders` select (for example `-scenarios stampede,crash -contenders sturdyc,pgflight`, or `-scenarios coldstart` for both cold starts); `-database-url` and `-redis-url` (or DATABASE_URL and REDIS_URL) choose the servers; `go run . -h` lists every setting.\n")
 }
 
 // list formats xs with f, separated by spaces.
