@@ -36,6 +36,9 @@ func (l *Locker) TryLockMany(ctx context.Context, ids []int64) (held []bool, unl
 		return held, nil, nil
 	}
 	try := ids[:min(len(ids), MaxBatchLocks)]
+	if l.s != nil {
+		return l.s.tryLockMany(ctx, ids, try)
+	}
 	c, got, err := l.open(ctx, "try many", idArray(tryManySQL, try, tryManySQLEnd))
 	if err != nil {
 		return nil, nil, err
@@ -63,6 +66,9 @@ func (l *Locker) TryLockMany(ctx context.Context, ids []int64) (held []bool, unl
 func (l *Locker) WaitMany(ctx context.Context, ids []int64) error {
 	if len(ids) == 0 {
 		return nil
+	}
+	if l.s != nil {
+		return l.s.waitMany(ctx, ids)
 	}
 	c, _, err := l.open(ctx, "wait many", "begin; "+idArray(waitManySQL, ids, waitManySQLEnd))
 	if err != nil {

@@ -16,8 +16,8 @@ var _ pgflight.BatchLocker = (*pglock.Locker)(nil)
 func TestTryLockManyAndWaitMany(t *testing.T) {
 	ctx := context.Background()
 	pool := newPool(t, 4, pgx.QueryExecModeCacheStatement)
-	l := pglock.New(pool)
-	other := pglock.New(newPool(t, 4, pgx.QueryExecModeCacheStatement))
+	l := pglock.New(pool, pglock.WithTransactionMode())
+	other := pglock.New(newPool(t, 4, pgx.QueryExecModeCacheStatement), pglock.WithTransactionMode())
 	obs := newObserver(t)
 	ids := []int64{randomID(), randomID(), randomID()}
 	slices.Sort(ids)
@@ -60,7 +60,7 @@ func TestTryLockManyAndWaitMany(t *testing.T) {
 }
 
 func TestTryLockManyCap(t *testing.T) {
-	l := pglock.New(newPool(t, 4, pgx.QueryExecModeCacheStatement))
+	l := pglock.New(newPool(t, 4, pgx.QueryExecModeCacheStatement), pglock.WithTransactionMode())
 	ids := make([]int64, pglock.MaxBatchLocks+10)
 	for i := range ids {
 		ids[i] = randomID()

@@ -15,7 +15,7 @@ import (
 // wait, and leaves when its ctx ends.
 func TestBusyWait(t *testing.T) {
 	pool := newPool(t, 4, pgx.QueryExecModeCacheStatement)
-	l := pglock.New(pool, pglock.WithMaxConns(1), pglock.WithBusyWait(time.Hour))
+	l := pglock.New(pool, pglock.WithMaxConns(1), pglock.WithBusyWait(time.Hour), pglock.WithTransactionMode())
 	first := mustLock(t, l, randomID())
 
 	got := make(chan error, 1)
@@ -44,7 +44,7 @@ func TestBusyWait(t *testing.T) {
 	if err := <-got; !errors.Is(err, context.Canceled) {
 		t.Errorf("Lock over the cap with a cancelled ctx: err = %v, want context.Canceled", err)
 	}
-	none := pglock.New(pool, pglock.WithMaxConns(1), pglock.WithBusyWait(-1))
+	none := pglock.New(pool, pglock.WithMaxConns(1), pglock.WithBusyWait(-1), pglock.WithTransactionMode())
 	h := mustLock(t, none, randomID())
 	defer mustUnlock(t, h)
 	if _, err := none.Lock(context.Background(), randomID()); !errors.Is(err, pglock.ErrBusy) {

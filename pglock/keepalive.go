@@ -46,16 +46,38 @@ func WithKeepalive(d time.Duration) Option {
 }
 
 // beginSQL returns the start of the statement that opens a lock's
-// transaction: BEGIN and, unless d < 0 or params (the pool's startup
-// parameters) set one of them already, the keepalive settings for d.
+// transaction in transaction mode: BEGIN, the settings that keep a server or
+// role default from cutting a lock's wait or its transaction short
+// (statement_timeout, lock_timeout, idle_in_transaction_session_timeout: a
+// computation may take longer than any of them), and, unless d < 0 or
+// params (the pool's startup parameters) set one of them already, the
+// keepalive settings for d. All are SET LOCAL: they end with the
+// transaction.
 func beginSQL(d time.Duration, params map[string]string) string {
-	const begin = "begin; "
+	return string(appendSettings([]byte("begin; "), "set local ", d, params))
+}
+
+// sessionSetupSQL returns the statements that set up a new lock session
+// connection, with SET, once: the timeouts that must not end it (it is
+// idle between locks; idle_session_timeout, PostgreSQL 14 and later, is
+// added by connect), the keepalive settings as beginSQL chooses them, and
+// LISTEN.
+func sessionSetupSQL(d time.Duration, params map[string]string) string {
+	return string(appendSettings(nil, "set ", d, params)) + listenSQL
+}
+
+// appendSettings appends to b, each as verb + "name = value; ", the
+// timeouts and keepalive settings described at beginSQL.
+func appendSettings(b []byte, verb string, d time.Duration, params map[string]string) []byte {
+	b = appendSet(b, verb, "statement_timeout", 0)
+	b = appendSet(b, verb, "lock_timeout", 0)
+	b = appendSet(b, verb, "idle_in_transaction_session_timeout", 0)
 	if d < 0 {
-		return begin
+		return b
 	}
 	for _, p := range keepaliveParams {
 		if _, ok := params[p]; ok {
-			return begin
+			return b
 		}
 	}
 	if d == 0 {
@@ -65,17 +87,15 @@ func beginSQL(d time.Duration, params map[string]string) string {
 	secs := int64(d / time.Second)
 	idle := max(1, secs/2)
 	interval := max(1, (secs-idle)/3)
-	b := []byte(begin)
-	b = appendSet(b, "tcp_keepalives_idle", idle)
-	b = appendSet(b, "tcp_keepalives_interval", interval)
-	b = appendSet(b, "tcp_keepalives_count", 3)
-	b = appendSet(b, "tcp_user_timeout", max(1, d.Milliseconds()))
-	return string(b)
+	b = appendSet(b, verb, "tcp_keepalives_idle", idle)
+	b = appendSet(b, verb, "tcp_keepalives_interval", interval)
+	b = appendSet(b, verb, "tcp_keepalives_count", 3)
+	return appendSet(b, verb, "tcp_user_timeout", max(1, d.Milliseconds()))
 }
 
-// appendSet appends "set local name = value; " to b.
-func appendSet(b []byte, name string, value int64) []byte {
-	b = append(b, "set local "...)
+// appendSet appends verb + "name = value; " to b.
+func appendSet(b []byte, verb, name string, value int64) []byte {
+	b = append(b, verb...)
 	b = append(b, name...)
 	b = append(b, " = "...)
 	b = strconv.AppendInt(b, value, 10)

@@ -69,7 +69,7 @@ func TestKeepalive(t *testing.T) {
 				t.Fatalf("tcp_keepalives_idle of a session started with %s = %q", v, def[0])
 			}
 
-			l := New(pool, tc.opts...)
+			l := New(pool, append(tc.opts, WithTransactionMode())...)
 			c, err = l.acquire(ctx)
 			if err != nil {
 				t.Fatal(err)
@@ -112,7 +112,7 @@ func TestKeepaliveOnSocket(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pool.Close()
-	l := New(pool)
+	l := New(pool, WithTransactionMode())
 	id := rand.Int64()
 	unlock, err := l.Lock(ctx, id)
 	if err != nil {

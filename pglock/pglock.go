@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync/atomic"
 	"time"
 
@@ -34,14 +35,18 @@ var ErrBusy = errors.New("pglock: connection cap reached")
 // errUnlocked is returned by an unlock func called more than once.
 var errUnlocked = errors.New("pglock: unlock: already unlocked")
 
-// A Locker takes PostgreSQL advisory locks on 64-bit ids through a pgx pool.
-// Each held lock, and each wait for one, uses one pool connection inside a
-// transaction; see the package documentation for the protocol.
+// A Locker takes PostgreSQL advisory locks on 64-bit ids. By default every
+// lock operation of the Locker goes through one lock session, a PostgreSQL
+// connection of its own that it opens from the pool's configuration; with
+// [WithTransactionMode], each held lock and each wait uses a pool
+// connection inside a transaction. See the package documentation for both
+// protocols.
 //
 // Create a Locker with [New]; the zero Locker is not usable. A Locker is safe
 // for concurrent use by multiple goroutines.
 type Locker struct {
 	pool *pgxpool.Pool
+	s    *session // the lock session; nil in transaction mode
 	// sem holds one token per pool connection the Locker uses (acquiring,
 	// waiting or holding). Its capacity is the connection cap.
 	sem chan struct{}
@@ -56,10 +61,45 @@ type Locker struct {
 type Option func(*options)
 
 type options struct {
-	maxConns  int
-	keepalive time.Duration
-	busyWait  time.Duration
-	txMode    bool
+	maxConns   int
+	keepalive  time.Duration
+	busyWait   time.Duration
+	txMode     bool
+	maxLocks   int
+	probeEvery time.Duration
+}
+
+// WithMaxLocks caps the locks the Locker's session holds, or is trying, at
+// once. A flight past the cap waits for a lock to be released, within its
+// context (pgflight bounds it with Config.LockWait); it does not compute
+// without the lock. n < 1 means the default. It does not apply in
+// transaction mode, where [WithMaxConns] caps the locks.
+//
+// Each lock takes a slot of PostgreSQL's shared lock table, which holds
+// max_locks_per_transaction × (max_connections + max_prepared_transactions)
+// locks for the whole server (6,400 with the defaults; the server lends more
+// from spare memory, but only that product is guaranteed), and filling it
+// fails every session on the server, logins included. A fleet of N
+// processes holds at most N × n advisory locks: keep that well below the
+// table's size, leaving room for the application's own locks.
+//
+// Default: 256, so 25 processes at the defaults hold at most the nominal
+// table of a stock server.
+func WithMaxLocks(n int) Option {
+	return func(o *options) { o.maxLocks = n }
+}
+
+// WithProbeInterval sets how often the session checks, while any follower
+// of this process waits, whether the ids they await are still held. A
+// holder whose process dies releases its locks with its session but
+// notifies nobody; the probe is how followers learn it, within about d, and
+// also how they recover a release notified while the session was
+// reconnecting. Each probe is one statement for all awaited ids, and none is
+// sent while no one waits. d <= 0 means the default.
+//
+// Default: 5 milliseconds.
+func WithProbeInterval(d time.Duration) Option {
+	return func(o *options) { o.probeEvery = d }
 }
 
 // WithTransactionMode makes the Locker hold each lock in a transaction of
@@ -98,29 +138,86 @@ func WithBusyWait(d time.Duration) Option {
 	return func(o *options) { o.busyWait = d }
 }
 
-// New returns a Locker that takes its connections from pool. The pool stays
-// the caller's: the Locker never closes it, and the caller must not close it
-// while locks are held.
+// New returns a Locker on pool's database. By default it opens its lock
+// session, one connection configured as pool's connections are but never
+// taken from or returned to pool, at its first lock; it takes pool
+// connections only for [Locker.Held], and in transaction mode. The pool
+// stays the caller's: the Locker never closes it. Call [Locker.Close] to
+// end the session when the Locker is no longer needed; a Locker that
+// becomes unreachable closes its session too.
 func New(pool *pgxpool.Pool, opts ...Option) *Locker {
 	var o options
 	for _, opt := range opts {
 		opt(&o)
 	}
+	pcfg := pool.Config()
 	if o.maxConns < 1 {
-		o.maxConns = defaultMaxConns(int(pool.Config().MaxConns))
+		o.maxConns = defaultMaxConns(int(pcfg.MaxConns))
 	}
+	// More than the pool holds would queue the application's own queries
+	// behind lock waits.
+	o.maxConns = min(o.maxConns, max(1, int(pcfg.MaxConns)))
 	if o.busyWait == 0 {
 		o.busyWait = defaultBusyWait
 	}
-	begin := beginSQL(o.keepalive, pool.Config().ConnConfig.RuntimeParams)
-	return &Locker{
+	begin := beginSQL(o.keepalive, pcfg.ConnConfig.RuntimeParams)
+	l := &Locker{
 		pool:     pool,
 		busyWait: max(o.busyWait, 0),
-		tries:    int(pool.Config().MaxConns) + 1,
+		tries:    int(pcfg.MaxConns) + 1,
 		sem:      make(chan struct{}, o.maxConns),
 		lockSQL:  begin + lockSQL,
 		trySQL:   begin + trySQL,
 	}
+	if !o.txMode {
+		if o.maxLocks < 1 {
+			o.maxLocks = defaultMaxLocks
+		}
+		if o.probeEvery <= 0 {
+			o.probeEvery = defaultProbeInterval
+		}
+		cfg := pcfg.ConnConfig.Config.Copy()
+		cfg.RuntimeParams["application_name"] = sessionAppName(cfg.RuntimeParams["application_name"])
+		l.s = newSession(cfg, sessionSetupSQL(o.keepalive, cfg.RuntimeParams), o.probeEvery, o.maxLocks)
+		// The session's goroutine refers to the session, not to l: once l is
+		// unreachable (an unlock func refers to l, so no lock is held), the
+		// session is closed.
+		runtime.AddCleanup(l, func(s *session) { go s.close() }, l.s)
+	}
+	return l
+}
+
+// sessionAppName returns the application_name of a lock session whose pool
+// connections carry app, so that pg_stat_activity and pg_locks tell it
+// apart. PostgreSQL keeps 63 bytes of it.
+func sessionAppName(app string) string {
+	const suffix = "pgflight-lock"
+	if app == "" {
+		return suffix
+	}
+	if len(app) > 63-len(suffix)-1 {
+		app = app[:63-len(suffix)-1]
+	}
+	return app + " " + suffix
+}
+
+// Close ends the Locker's lock session: PostgreSQL releases every lock it
+// holds, and calls waiting on it return an error. Later calls fail. Close
+// does nothing in transaction mode, where each lock ends with its
+// transaction, and returns nil.
+func (l *Locker) Close() error {
+	if l.s != nil {
+		l.s.close()
+	}
+	return nil
+}
+
+// Stats returns the Locker's counters since [New], and its state now.
+func (l *Locker) Stats() Stats {
+	if l.s == nil {
+		return Stats{Held: len(l.sem)}
+	}
+	return l.s.snapshot()
 }
 
 const defaultBusyWait = 20 * time.Millisecond
@@ -153,6 +250,9 @@ func defaultMaxConns(poolMax int) int {
 // [Locker.LockOrFollow]). Two Lock calls on one id from one goroutine
 // deadlock until ctx ends; locks are not re-entrant across connections.
 func (l *Locker) Lock(ctx context.Context, id int64) (unlock func(context.Context) error, err error) {
+	if l.s != nil {
+		return l.s.lock(ctx, id)
+	}
 	c, _, err := l.open(ctx, "lock", statement(l.lockSQL, id, lockSQLEnd))
 	if err != nil {
 		return nil, err
@@ -176,6 +276,9 @@ func (l *Locker) Lock(ctx context.Context, id int64) (unlock func(context.Contex
 // ctx bounds taking a connection and the wait. On failure LockOrFollow
 // returns a non-nil error and holds no lock, as [Locker.Lock] does.
 func (l *Locker) LockOrFollow(ctx context.Context, id int64) (unlock func(context.Context) error, err error) {
+	if l.s != nil {
+		return l.s.lockOrFollow(ctx, id)
+	}
 	c, col, err := l.open(ctx, "lock", statement(l.trySQL, id, trySQLEnd))
 	if err != nil {
 		return nil, err
@@ -214,9 +317,10 @@ func (l *Locker) unlocker(c *pgxpool.Conn) func(context.Context) error {
 	}
 }
 
-// InUse reports how many pool connections the Locker uses right now: those
-// holding a lock, waiting for one, or being acquired. It is at most the cap
-// set by [WithMaxConns].
+// InUse reports how many pool connections the Locker uses right now: in
+// transaction mode, those holding a lock, waiting for one, or being
+// acquired, at most the cap set by [WithMaxConns]. The lock session is not
+// a pool connection: by default InUse is 0 (see [Locker.Stats]).
 func (l *Locker) InUse() int {
 	return len(l.sem)
 }

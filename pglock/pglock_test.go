@@ -170,7 +170,7 @@ func checkIdle(tb testing.TB, l *pglock.Locker, pool *pgxpool.Pool, obs *pglock.
 
 func TestLockExcludes(t *testing.T) {
 	pool := newPool(t, 4, pgx.QueryExecModeCacheStatement)
-	l := pglock.New(pool)
+	l := pglock.New(pool, pglock.WithTransactionMode())
 	id := randomID()
 
 	unlock := mustLock(t, l, id)
@@ -200,7 +200,7 @@ func TestLockExcludes(t *testing.T) {
 func TestLockOrFollow(t *testing.T) {
 	const followers = 20
 	pool := newPool(t, followers+4, pgx.QueryExecModeCacheStatement)
-	l := pglock.New(pool, pglock.WithMaxConns(followers+2))
+	l := pglock.New(pool, pglock.WithMaxConns(followers+2), pglock.WithTransactionMode())
 	obs := newObserver(t)
 	id := randomID()
 
@@ -262,7 +262,7 @@ func TestLockOrFollow(t *testing.T) {
 
 func TestUnlockCancelledContext(t *testing.T) {
 	pool := newPool(t, 4, pgx.QueryExecModeCacheStatement)
-	l := pglock.New(pool)
+	l := pglock.New(pool, pglock.WithTransactionMode())
 	id := randomID()
 	other, err := pgx.Connect(context.Background(), testserver.PostgresURL(t))
 	if err != nil {
@@ -295,7 +295,7 @@ func TestUnlockCancelledContext(t *testing.T) {
 
 func TestUnlockTwice(t *testing.T) {
 	pool := newPool(t, 1, pgx.QueryExecModeCacheStatement)
-	l := pglock.New(pool)
+	l := pglock.New(pool, pglock.WithTransactionMode())
 	obs := newObserver(t)
 	id := randomID()
 
@@ -353,7 +353,7 @@ func TestCancelWhileWaiting(t *testing.T) {
 
 func testCancelWhileWaiting(t *testing.T, mode string, call func(*pglock.Locker, context.Context, int64) (func(context.Context) error, error), tweak func(*pgxpool.Config)) {
 	pool := newPool(t, 4, pgx.QueryExecModeCacheStatement, tweak)
-	l := pglock.New(pool)
+	l := pglock.New(pool, pglock.WithTransactionMode())
 	obs := newObserver(t)
 	id := randomID()
 	unlock := mustLock(t, l, id)
@@ -409,7 +409,7 @@ func TestStorm(t *testing.T) {
 		keys       = 10
 	)
 	pool := newPool(t, 24, pgx.QueryExecModeCacheStatement)
-	l := pglock.New(pool, pglock.WithMaxConns(20))
+	l := pglock.New(pool, pglock.WithMaxConns(20), pglock.WithTransactionMode())
 	obs := newObserver(t)
 	ids := make([]int64, keys)
 	for i := range ids {
@@ -487,7 +487,7 @@ func TestStorm(t *testing.T) {
 
 func TestMaxConns(t *testing.T) {
 	pool := newPool(t, 8, pgx.QueryExecModeCacheStatement)
-	l := pglock.New(pool, pglock.WithMaxConns(2))
+	l := pglock.New(pool, pglock.WithMaxConns(2), pglock.WithTransactionMode())
 	obs := newObserver(t)
 	id1, id2, id3 := randomID(), randomID(), randomID()
 
@@ -526,7 +526,7 @@ func TestDefaultMaxConns(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			pool := newPool(t, tc.poolMax, pgx.QueryExecModeCacheStatement)
-			l := pglock.New(pool)
+			l := pglock.New(pool, pglock.WithTransactionMode())
 			var unlocks []func(context.Context) error
 			for range tc.wantCaps {
 				unlocks = append(unlocks, mustLock(t, l, randomID()))
@@ -543,7 +543,7 @@ func TestDefaultMaxConns(t *testing.T) {
 
 func TestBackendTerminated(t *testing.T) {
 	pool := newPool(t, 4, pgx.QueryExecModeCacheStatement)
-	l := pglock.New(pool)
+	l := pglock.New(pool, pglock.WithTransactionMode())
 	obs := newObserver(t)
 	admin := newPool(t, 1, pgx.QueryExecModeCacheStatement)
 	id := randomID()
@@ -584,7 +584,7 @@ func TestExecModes(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			pool := newPool(t, 4, tc.mode)
-			l := pglock.New(pool)
+			l := pglock.New(pool, pglock.WithTransactionMode())
 			id := randomID()
 
 			unlock := mustLock(t, l, id)
@@ -621,7 +621,7 @@ func TestExecModes(t *testing.T) {
 
 func TestExtremeIDs(t *testing.T) {
 	pool := newPool(t, 4, pgx.QueryExecModeCacheStatement)
-	l := pglock.New(pool)
+	l := pglock.New(pool, pglock.WithTransactionMode())
 	obs := newObserver(t)
 	// Fixed ids other tests are unlikely to take, and a random negative one:
 	// the literal must parse as a bigint, and Held must rebuild the id from

@@ -24,7 +24,7 @@ func TestLockAfterRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(pool.Close)
-	l := pglock.New(pool)
+	l := pglock.New(pool, pglock.WithTransactionMode())
 	id := randomID()
 	for _, mode := range []string{"fast", "immediate"} {
 		mustUnlock(t, mustLock(t, l, id)) // leaves an idle connection in the pool

@@ -15,7 +15,7 @@ var _ pgflight.TryLocker = (*pglock.Locker)(nil)
 func TestTryLock(t *testing.T) {
 	ctx := context.Background()
 	pool := newPool(t, 4, pgx.QueryExecModeCacheStatement)
-	l := pglock.New(pool)
+	l := pglock.New(pool, pglock.WithTransactionMode())
 	obs := newObserver(t)
 	id := randomID()
 

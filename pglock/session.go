@@ -1,0 +1,803 @@
+package pglock
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
+)
+
+// The lock session's statements. Each batch is one simple-protocol message
+// of up to three statements, in this order: the unlocks with their
+// notifications, then COMMIT, which ends the message's implicit transaction
+// so that the notifications go out even if a later statement fails; the
+// probe; the tries. Ids go into array literals of integers (see idArray),
+// and every statement returns the id beside its answer, so answers are
+// matched by id, not by position.
+const (
+	// notifyChannel is the channel every lock session LISTENs on; a
+	// release notifies it with the id as payload.
+	notifyChannel = "pgflight_lock"
+	listenSQL     = "listen " + notifyChannel
+
+	unlockSQL    = "select x, pg_advisory_unlock(x), pg_notify('" + notifyChannel + "', x::text) from unnest('{"
+	unlockSQLEnd = "}'::bigint[]) as t(x); commit"
+	// probeSQL asks which ids no session holds exclusively. The shared try
+	// is transaction-scoped, so the statement holds nothing once its
+	// implicit transaction ends, at the end of the batch.
+	probeSQL    = "select x, pg_try_advisory_xact_lock_shared(x) from unnest('{"
+	probeSQLEnd = "}'::bigint[]) as t(x)"
+	trySessSQL  = "select x, pg_try_advisory_lock(x) from unnest('{"
+	trySessEnd  = "}'::bigint[]) as t(x)"
+	backendSQL  = "select pg_backend_pid()"
+)
+
+// Session defaults.
+const (
+	// defaultProbeInterval is how often a session checks the ids its
+	// followers await, to notice a holder that died without notifying.
+	// Measured in the bench module's crash scenario: see BENCHMARKS.md.
+	defaultProbeInterval = 5 * time.Millisecond
+	// defaultMaxLocks caps the locks one Locker holds at once.
+	defaultMaxLocks = 256
+	// Reconnection backoff after a failed connection attempt.
+	minBackoff = 10 * time.Millisecond
+	maxBackoff = 2 * time.Second
+	// connectTimeout bounds one connection attempt and its setup.
+	connectTimeout = 10 * time.Second
+	// batchTimeout bounds one round trip. Nothing in a batch waits for a
+	// lock, so only a stalled server or network reaches it; the
+	// connection is then closed, and the session lost and reopened.
+	batchTimeout = 5 * time.Second
+)
+
+// ErrSessionLost is wrapped by the error an unlock func returns when the
+// lock session ended (the connection died, or the server ended it) while
+// the lock was held: PostgreSQL released the lock then, and another process
+// may have taken it meanwhile.
+var ErrSessionLost = errors.New("pglock: lock session lost")
+
+// errClosed is returned by calls on a closed Locker.
+var errClosed = errors.New("pglock: locker closed")
+
+// A request is one caller's operation on the lock session: tries or
+// unlocks. The loop answers it by setting took and err and closing done.
+type request struct {
+	unlock bool    // unlock ids; otherwise try them
+	ids    []int64 //
+	gen    uint64  // the session generation the locks were taken in
+	took   []bool  // try: the answer per id
+	err    error
+	done   chan struct{}
+	gone   bool // the caller stopped waiting; guarded by session.mu
+	retry  bool // tried again once already after the connection died
+	owner  bool // an internal unlock: no caller waits for it
+}
+
+// waiters are the followers of one id in this process. ch is closed to wake
+// them all.
+type waiters struct {
+	ch chan struct{}
+	n  int
+}
+
+// A session is a Locker's one PostgreSQL connection. One goroutine, loop,
+// owns the connection: it sends the pending requests together in one round
+// trip, and while it has nothing to send it waits for notifications. Every
+// other field is guarded by mu.
+type session struct {
+	cfg        *pgconn.Config
+	setup      string // run on each new connection: settings and LISTEN
+	probeEvery time.Duration
+	slots      chan struct{} // one token per lock held or being tried
+
+	mu        sync.Mutex
+	conn      *pgconn.PgConn // nil while disconnected
+	gen       uint64         // incremented each time a connection is lost
+	running   bool           // loop runs
+	closed    bool
+	pending   []*request
+	idle      context.CancelFunc // ends the loop's wait for notifications
+	held      map[int64]bool     // ids held, or being tried, for a caller of this process
+	waits     map[int64]*waiters
+	probeNow  bool      // probe at the next batch, not at nextProbe
+	nextProbe time.Time // when the awaited ids are next probed
+	retryAt   time.Time // no connection attempt before then
+	backoff   time.Duration
+	lastErr   error // why the last connection attempt failed
+	stats     Stats
+	done      chan struct{} // closed when the running loop returns
+}
+
+func newSession(cfg *pgconn.Config, setup string, probeEvery time.Duration, maxLocks int) *session {
+	s := &session{
+		setup:      setup,
+		probeEvery: probeEvery,
+		slots:      make(chan struct{}, maxLocks),
+		held:       make(map[int64]bool),
+		waits:      make(map[int64]*waiters),
+	}
+	cfg.OnNotification = s.onNotification
+	cfg.OnNotice = nil // pg_advisory_unlock warns when it finds nothing to release
+	// A wait for notifications ends when a request arrives, by a deadline
+	// on the socket, which leaves the connection usable; a cancel request
+	// (which the pool's config may ask for) would cost a connection to the
+	// server and could hit the next statement.
+	cfg.BuildContextWatcherHandler = func(pc *pgconn.PgConn) ctxwatch.Handler {
+		return &pgconn.DeadlineContextWatcherHandler{Conn: pc.Conn()}
+	}
+	s.cfg = cfg
+	return s
+}
+
+// enqueue hands r to the loop, starting it if needed. It fails r at once
+// while the session is closed or waiting out a reconnection backoff.
+func (s *session) enqueue(r *request) error {
+	if s.closed {
+		return errClosed
+	}
+	if s.conn == nil && time.Now().Before(s.retryAt) {
+		return fmt.Errorf("pglock: lock session unavailable, reconnecting: %w", s.lastErr)
+	}
+	s.pending = append(s.pending, r)
+	s.kick()
+	return nil
+}
+
+// kick makes the loop look at its state again: it starts the loop, or ends
+// its wait for notifications. Called with mu held.
+func (s *session) kick() {
+	if !s.running {
+		s.running = true
+		s.done = make(chan struct{})
+		go s.loop()
+		return
+	}
+	if s.idle != nil {
+		s.idle()
+		s.idle = nil
+	}
+}
+
+// try tries the locks on ids in one round trip. An id this session already
+// holds for another caller of this process, or is trying, is answered "not
+// taken" without asking the server, which would grant it to the same
+// session again. Each id tried takes a slot of the lock budget
+// ([WithMaxLocks]): try waits under ctx for the first, and answers "not
+// taken" for ids past the slots then free, so that two batches cannot each
+// hold half the slots and wait for the rest. It returns the answers, in the
+// order of ids, and the generation they belong to.
+func (s *session) try(ctx context.Context, ids []int64) ([]bool, uint64, error) {
+	select {
+	case s.slots <- struct{}{}:
+	case <-ctx.Done():
+		return nil, 0, fmt.Errorf("pglock: wait for one of the %d lock slots: %w", cap(s.slots), ctx.Err())
+	}
+	n := 1
+	for n < len(ids) {
+		select {
+		case s.slots <- struct{}{}:
+			n++
+			continue
+		default:
+		}
+		break
+	}
+	all := ids
+	ids = ids[:n]
+	r := &request{done: make(chan struct{})}
+	s.mu.Lock()
+	for _, id := range ids {
+		// An id held for another caller of this process, or being tried,
+		// is answered "not taken" here: PostgreSQL would grant it to the
+		// same session again.
+		if !s.held[id] {
+			s.held[id] = true
+			r.ids = append(r.ids, id)
+		}
+	}
+	if len(r.ids) == 0 {
+		s.mu.Unlock()
+		s.freeSlots(len(ids))
+		return make([]bool, len(all)), 0, nil
+	}
+	r.took = make([]bool, len(r.ids))
+	tried := r.ids
+	if err := s.enqueue(r); err != nil {
+		for _, id := range tried {
+			delete(s.held, id)
+		}
+		s.mu.Unlock()
+		s.freeSlots(len(ids))
+		return nil, 0, err
+	}
+	s.mu.Unlock()
+	s.freeSlots(len(ids) - len(tried)) // answered locally
+
+	select {
+	case <-r.done:
+	case <-ctx.Done():
+		s.mu.Lock()
+		select {
+		case <-r.done:
+		default:
+			r.gone = true // the loop releases what it takes
+			s.mu.Unlock()
+			return nil, 0, fmt.Errorf("pglock: lock: %w", ctx.Err())
+		}
+		s.mu.Unlock()
+	}
+	if r.err != nil {
+		return nil, 0, r.err
+	}
+	// Map the answers back to the caller's order.
+	took := make([]bool, len(all))
+	j := 0
+	for i, id := range ids {
+		if j < len(r.ids) && r.ids[j] == id {
+			took[i] = r.took[j]
+			j++
+		}
+	}
+	return took, r.gen, nil
+}
+
+// freeSlots gives n slots of the lock budget back.
+func (s *session) freeSlots(n int) {
+	for range n {
+		<-s.slots
+	}
+}
+
+// unlocker returns the unlock func for ids, taken in generation gen. The
+// func keeps s reachable, and with it the connection, until it runs.
+func (s *session) unlocker(ids []int64, gen uint64) func(context.Context) error {
+	var once sync.Once
+	return func(ctx context.Context) error {
+		err := errUnlocked
+		once.Do(func() { err = s.unlock(ctx, ids, gen) })
+		return err
+	}
+}
+
+// unlock releases ids, notifying their followers everywhere. Followers in
+// this process are woken at once. The unlock is sent whatever ctx does: ctx
+// bounds only the wait for its answer.
+func (s *session) unlock(ctx context.Context, ids []int64, gen uint64) error {
+	defer s.freeSlots(len(ids))
+	r := &request{unlock: true, ids: ids, gen: gen, done: make(chan struct{})}
+	s.mu.Lock()
+	if gen != s.gen {
+		s.stats.LocksLost += uint64(len(ids))
+		s.mu.Unlock()
+		return fmt.Errorf("pglock: unlock: %w: the lock was released when its connection ended", ErrSessionLost)
+	}
+	for _, id := range ids {
+		delete(s.held, id)
+		s.wake(id)
+	}
+	if err := s.enqueue(r); err != nil {
+		s.mu.Unlock()
+		return fmt.Errorf("pglock: unlock: %w", err)
+	}
+	s.mu.Unlock()
+	select {
+	case <-r.done:
+		return r.err
+	case <-ctx.Done():
+		return fmt.Errorf("pglock: unlock sent, its answer not awaited: %w", ctx.Err())
+	}
+}
+
+// follow registers the caller as a follower of id, before it tries the
+// lock, so that no wake-up is lost between the try and the wait.
+func (s *session) follow(id int64) *waiters {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	w := s.waits[id]
+	if w == nil {
+		w = &waiters{ch: make(chan struct{})}
+		s.waits[id] = w
+		if s.nextProbe.IsZero() {
+			s.nextProbe = time.Now().Add(s.probeEvery)
+			if s.running && s.idle != nil {
+				s.kick() // the loop's wait must now end in time to probe
+			}
+		}
+	}
+	w.n++
+	return w
+}
+
+// unfollow undoes follow for a caller that stopped waiting.
+func (s *session) unfollow(id int64, w *waiters) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.waits[id] == w {
+		if w.n--; w.n == 0 {
+			delete(s.waits, id)
+		}
+	}
+}
+
+// wake wakes the followers of id. Called with mu held.
+func (s *session) wake(id int64) bool {
+	w := s.waits[id]
+	if w == nil {
+		return false
+	}
+	close(w.ch)
+	delete(s.waits, id)
+	return true
+}
+
+// wakeAll wakes every follower, after the connection was lost: they
+// re-check the cache, and try again through a new connection. Called with
+// mu held.
+func (s *session) wakeAll() {
+	for id := range s.waits {
+		s.wake(id)
+	}
+}
+
+// await waits for w's wake-up or ctx.
+func (s *session) await(ctx context.Context, id int64, w *waiters) error {
+	select {
+	case <-w.ch:
+		return nil
+	case <-ctx.Done():
+		s.unfollow(id, w)
+		return fmt.Errorf("pglock: follow: %w", ctx.Err())
+	}
+}
+
+// probeSoon makes the next round trip probe the awaited ids, for a caller
+// that awaits ids it has not tried.
+func (s *session) probeSoon() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return errClosed
+	}
+	if s.conn == nil && time.Now().Before(s.retryAt) {
+		return fmt.Errorf("pglock: lock session unavailable, reconnecting: %w", s.lastErr)
+	}
+	s.probeNow = true
+	s.kick()
+	return nil
+}
+
+// onNotification runs in the loop's goroutine, inside a statement or a wait
+// for notifications, when a release arrives.
+func (s *session) onNotification(_ *pgconn.PgConn, n *pgconn.Notification) {
+	if n.Channel != notifyChannel {
+		return
+	}
+	id, err := strconv.ParseInt(n.Payload, 10, 64)
+	if err != nil {
+		return
+	}
+	s.mu.Lock()
+	s.stats.Notifications++
+	s.wake(id)
+	s.mu.Unlock()
+}
+
+// close ends the session: the loop closes the connection, which releases
+// every lock the session holds, and returns.
+func (s *session) close() {
+	s.mu.Lock()
+	s.closed = true
+	running, done := s.running, s.done
+	if running {
+		s.kick()
+	}
+	s.mu.Unlock()
+	if running {
+		<-done
+	}
+}
+
+// A batch is what the loop sends in one round trip.
+type batch struct {
+	reqs   []*request
+	probes []int64
+}
+
+// loop owns the connection. It returns when the session is closed, or when
+// it is disconnected with nothing to do; kick starts it again.
+func (s *session) loop() {
+	defer close(s.done)
+	for {
+		s.mu.Lock()
+		if s.closed {
+			conn := s.conn
+			s.conn = nil
+			s.failPending(errClosed)
+			s.running = false
+			s.mu.Unlock()
+			if conn != nil {
+				closeConn(conn)
+			}
+			return
+		}
+		if s.conn == nil {
+			if len(s.pending) == 0 {
+				s.running = false
+				s.mu.Unlock()
+				return
+			}
+			s.mu.Unlock()
+			conn, err := s.connect()
+			s.mu.Lock()
+			if err != nil {
+				s.lastErr = err
+				s.backoff = min(maxBackoff, max(minBackoff, 2*s.backoff))
+				s.retryAt = time.Now().Add(s.backoff/2 + rand.N(s.backoff/2+1))
+				s.failPending(fmt.Errorf("pglock: lock session: %w", err))
+				s.wakeAll()
+				s.running = false
+				s.mu.Unlock()
+				return
+			}
+			s.conn, s.backoff = conn, 0
+			s.stats.Connects++
+			s.mu.Unlock()
+			continue
+		}
+		conn := s.conn
+		b := s.takeBatch()
+		if len(b.reqs) == 0 && len(b.probes) == 0 {
+			s.waitIdle(conn)
+			continue
+		}
+		s.mu.Unlock()
+		s.send(conn, b)
+	}
+}
+
+// takeBatch takes the pending requests, and the awaited ids if a probe is
+// due. Called with mu held.
+func (s *session) takeBatch() batch {
+	b := batch{reqs: s.pending}
+	s.pending = nil
+	if len(s.waits) == 0 {
+		s.nextProbe, s.probeNow = time.Time{}, false
+		return b
+	}
+	now := time.Now()
+	if !s.probeNow && now.Before(s.nextProbe) {
+		return b
+	}
+	for id := range s.waits {
+		if !s.held[id] { // a local holder wakes its followers itself
+			b.probes = append(b.probes, id)
+		}
+	}
+	s.probeNow, s.nextProbe = false, now.Add(s.probeEvery)
+	return b
+}
+
+// waitIdle waits for notifications until a request arrives, a probe is
+// due or the session closes. Called with mu held; returns with it not held.
+func (s *session) waitIdle(conn *pgconn.PgConn) {
+	ctx, cancel := context.Background(), context.CancelFunc(func() {})
+	if len(s.waits) > 0 {
+		ctx, cancel = context.WithDeadline(ctx, s.nextProbe)
+	} else {
+		ctx, cancel = context.WithCancel(ctx)
+	}
+	s.idle = cancel
+	s.mu.Unlock()
+	err := conn.WaitForNotification(ctx)
+	cancel()
+	s.mu.Lock()
+	s.idle = nil
+	s.mu.Unlock()
+	if err != nil && conn.IsClosed() {
+		s.lost(conn, err)
+	}
+}
+
+// send runs b in one round trip and answers its requests.
+func (s *session) send(conn *pgconn.PgConn, b batch) {
+	var unlocks, tries []int64
+	for _, r := range b.reqs {
+		if r.unlock {
+			unlocks = append(unlocks, r.ids...)
+		} else {
+			tries = append(tries, r.ids...)
+		}
+	}
+	var sql strings.Builder
+	if len(unlocks) > 0 {
+		sql.WriteString(idArray(unlockSQL, unlocks, unlockSQLEnd))
+	}
+	if len(b.probes) > 0 {
+		if sql.Len() > 0 {
+			sql.WriteString("; ")
+		}
+		sql.WriteString(idArray(probeSQL, b.probes, probeSQLEnd))
+	}
+	if len(tries) > 0 {
+		if sql.Len() > 0 {
+			sql.WriteString("; ")
+		}
+		sql.WriteString(idArray(trySessSQL, tries, trySessEnd))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), batchTimeout)
+	results, err := conn.Exec(ctx, sql.String()).ReadAll()
+	cancel()
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stats.RoundTrips++
+	s.stats.Ops += uint64(len(unlocks) + len(b.probes) + len(tries))
+	if len(b.probes) > 0 {
+		s.stats.Probes++
+	}
+	if err != nil && conn.IsClosed() {
+		s.lostLocked(conn, err, b.reqs)
+		return
+	}
+	// Read the answers statement by statement, as far as they came.
+	next := 0
+	read := func(n int) (map[int64]bool, bool) { // the next result, of n ids
+		if n == 0 {
+			return nil, true
+		}
+		if next >= len(results) || results[next].Err != nil {
+			return nil, false
+		}
+		answers := make(map[int64]bool, n)
+		for _, row := range results[next].Rows {
+			if len(row) >= 2 {
+				if id, perr := strconv.ParseInt(string(row[0]), 10, 64); perr == nil {
+					answers[id] = len(row[1]) == 1 && row[1][0] == 't'
+				}
+			}
+		}
+		next++
+		return answers, true
+	}
+	released, unlocked := read(len(unlocks))
+	if len(unlocks) > 0 {
+		next++ // commit
+	}
+	free, probed := read(len(b.probes))
+	took, tried := read(len(tries))
+	for _, id := range b.probes {
+		if free[id] && s.wake(id) {
+			s.stats.ProbeWakes++
+		}
+	}
+	if err == nil && (!unlocked || !probed || !tried) {
+		err = fmt.Errorf("pglock: lock session: %d results for a batch of %d statements", len(results), next)
+	}
+	var cleanup []int64
+	for _, r := range b.reqs {
+		switch {
+		case r.unlock:
+			if !unlocked {
+				r.err = fmt.Errorf("pglock: unlock: %w", err)
+			} else {
+				for _, id := range r.ids {
+					if !released[id] {
+						s.stats.LocksLost++
+						r.err = fmt.Errorf("pglock: unlock: %w: the session did not hold the lock", ErrSessionLost)
+					}
+				}
+			}
+		case !tried:
+			// The tries failed (53200 "out of shared memory" when the
+			// server's lock table is full) and some may have taken their
+			// lock: release them all in the next round trip.
+			r.err = fmt.Errorf("pglock: lock: %w", err)
+			cleanup = append(cleanup, r.ids...)
+			for _, id := range r.ids {
+				delete(s.held, id)
+			}
+			s.freeSlotsLater(len(r.ids))
+		default:
+			var keep []int64
+			r.gen = s.gen
+			for i, id := range r.ids {
+				r.took[i] = took[id]
+				if !r.took[i] {
+					delete(s.held, id)
+				} else {
+					keep = append(keep, id)
+				}
+			}
+			s.freeSlotsLater(len(r.ids) - len(keep))
+			if r.gone && len(keep) > 0 {
+				// The caller left: release what it was granted, at once.
+				for _, id := range keep {
+					delete(s.held, id)
+				}
+				s.pending = append(s.pending, &request{unlock: true, ids: keep, gen: s.gen, owner: true, done: make(chan struct{})})
+				s.freeSlotsLater(len(keep))
+			}
+		}
+		if !r.owner {
+			close(r.done)
+		}
+	}
+	if len(cleanup) > 0 {
+		s.pending = append(s.pending, &request{unlock: true, ids: cleanup, gen: s.gen, owner: true, done: make(chan struct{})})
+	}
+}
+
+// freeSlotsLater gives back n slots without blocking the loop (the slots
+// were taken by callers, so the channel holds at least n tokens).
+func (s *session) freeSlotsLater(n int) { s.freeSlots(n) }
+
+// lost forgets conn after it died.
+func (s *session) lost(conn *pgconn.PgConn, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.lostLocked(conn, err, nil)
+}
+
+// lostLocked forgets conn, which died with reqs in flight: every lock the
+// session held is gone (their unlocks will say so), every follower wakes to
+// re-check, and tries in flight are sent once more on a new connection (a
+// dead session holds nothing, so trying again is safe). Called with mu
+// held.
+func (s *session) lostLocked(conn *pgconn.PgConn, err error, reqs []*request) {
+	if s.conn != conn {
+		return
+	}
+	closeConn(conn)
+	s.conn = nil
+	s.gen++
+	s.stats.SessionLosses++
+	for id := range s.held {
+		delete(s.held, id)
+	}
+	s.wakeAll()
+	for _, r := range reqs {
+		switch {
+		case r.unlock:
+			s.stats.LocksLost += uint64(len(r.ids))
+			r.err = fmt.Errorf("pglock: unlock: %w: %w", ErrSessionLost, err)
+		case !r.retry && !r.gone:
+			r.retry = true
+			for _, id := range r.ids {
+				s.held[id] = true
+			}
+			s.pending = append(s.pending, r)
+			continue
+		default:
+			r.err = fmt.Errorf("pglock: lock: %w: %w", ErrSessionLost, err)
+			s.freeSlotsLater(len(r.ids))
+		}
+		if !r.owner {
+			close(r.done)
+		}
+	}
+	// Tries re-queued above keep their held marks; drop those of others.
+}
+
+// failPending answers every pending request with err. Called with mu held.
+func (s *session) failPending(err error) {
+	for _, r := range s.pending {
+		r.err = err
+		if !r.unlock {
+			for _, id := range r.ids {
+				delete(s.held, id)
+			}
+			s.freeSlotsLater(len(r.ids))
+		}
+		if !r.owner {
+			close(r.done)
+		}
+	}
+	s.pending = nil
+}
+
+// connect opens the session's connection and sets it up: the settings,
+// LISTEN, and a check that it is not behind a transaction pooler.
+func (s *session) connect() (*pgconn.PgConn, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), connectTimeout)
+	defer cancel()
+	conn, err := pgconn.ConnectConfig(ctx, s.cfg)
+	if err != nil {
+		return nil, err
+	}
+	setup := s.setup
+	if serverMajor(conn) >= 14 {
+		setup = "set idle_session_timeout = 0; " + setup
+	}
+	first, err := conn.Exec(ctx, setup+"; "+backendSQL).ReadAll()
+	if err == nil {
+		var second []*pgconn.Result
+		second, err = conn.Exec(ctx, backendSQL).ReadAll()
+		if err == nil && lastValue(first) != lastValue(second) {
+			err = errors.New("the server changed between two statements: the connection goes through a transaction pooler (PgBouncer pool_mode=transaction), which cannot carry session locks or LISTEN; use pglock.WithTransactionMode")
+		}
+	}
+	if err != nil {
+		closeConn(conn)
+		return nil, err
+	}
+	return conn, nil
+}
+
+// lastValue returns the first column of the last row of the last result.
+func lastValue(rs []*pgconn.Result) string {
+	if len(rs) == 0 {
+		return ""
+	}
+	rows := rs[len(rs)-1].Rows
+	if len(rows) == 0 || len(rows[len(rows)-1]) == 0 {
+		return ""
+	}
+	return string(rows[len(rows)-1][0])
+}
+
+// serverMajor returns the server's major version, or 0 if unknown.
+func serverMajor(conn *pgconn.PgConn) int {
+	v := conn.ParameterStatus("server_version")
+	if i := strings.IndexAny(v, ". "); i >= 0 {
+		v = v[:i]
+	}
+	n, _ := strconv.Atoi(v)
+	return n
+}
+
+// closeConn closes conn, which ends its session and releases its locks.
+func closeConn(conn *pgconn.PgConn) {
+	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
+	defer cancel()
+	_ = conn.Close(ctx)
+}
+
+// snapshot returns the session's counters and gauges.
+func (s *session) snapshot() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.stats
+	st.Held = len(s.slots)
+	st.Awaited = len(s.waits)
+	st.Connected = s.conn != nil
+	return st
+}
+
+// Stats are a Locker's counters since New, and its state now. Counters
+// count events; Held, Awaited and Connected describe the moment of the
+// call.
+type Stats struct {
+	// Ops counts lock operations sent to PostgreSQL: tries, unlocks and
+	// probed ids.
+	Ops uint64
+	// RoundTrips counts the statements sent for them; Ops / RoundTrips is
+	// how many operations share a round trip.
+	RoundTrips uint64
+	// Notifications counts release notifications received.
+	Notifications uint64
+	// Probes counts probe statements; ProbeWakes the awaited ids they
+	// found free, whose followers they woke (a holder that died, or a
+	// notification lost).
+	Probes, ProbeWakes uint64
+	// Connects counts lock session connections opened; SessionLosses those
+	// that died, each of which released every lock the session held.
+	Connects, SessionLosses uint64
+	// LocksLost counts locks whose unlock found them already released
+	// with a lost session.
+	LocksLost uint64
+	// Held is the number of locks held or being tried now; in transaction
+	// mode, the pool connections in use.
+	Held int
+	// Awaited is the number of ids this process's followers await now.
+	Awaited int
+	// Connected reports whether the lock session is open now.
+	Connected bool
+}
