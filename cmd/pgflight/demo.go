@@ -18,15 +18,19 @@ import (
 type demoFlags struct {
 	procs, goroutines int
 	compute           time.Duration
+	coldKeys          int // 0: no cold start
+	coldCompute       time.Duration
 	pg                pgTarget
 	redis             redisTarget
 }
 
 // runDemo is "pgflight demo": worker processes that all ask for one cold
 // key at once, in three modes (no coordination, in-process coalescing,
-// pgflight on PostgreSQL), and a table of what each mode cost. Without
-// PostgreSQL or Redis it says so and compares no coordination with the
-// embedded default inside this process.
+// pgflight on PostgreSQL), and a table of what each mode cost; then a cold
+// start, the same processes each wanting every one of many keys, in the
+// same three modes, and its table. Without PostgreSQL or Redis it says so
+// and compares no coordination with the embedded default on one key inside
+// this process.
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -37,9 +41,13 @@ Starts worker processes that all ask for the same cold key at once, each from
 many goroutines, and compares three modes, each on a fresh key:
   none      cache-aside on Redis (GET; on a miss compute, then SET), no coordination
   local     pgflight on Redis with its in-process locker: coalescing inside each process
-  pgflight  pgflight on Redis with PostgreSQL advisory locks: one computation for the fleet
+  pgflight  pgflight on Redis with PostgreSQL advisory locks (pglock.New on a
+            default pgxpool): one computation for the fleet
+Then a cold start in the same three modes: every process wants each of
+-cold-keys fresh keys once, at about the same moment, its goroutines sharing
+the walk in an order of the process's own.
 If PostgreSQL or Redis is unreachable, it compares "none" with the embedded
-default (in-process cache and locker) inside this one process instead.
+default (in-process cache and locker) on one key inside this one process instead.
 
 flags:
 `)
@@ -48,16 +56,18 @@ flags:
 	procs := fs.Int("procs", 8, "worker processes")
 	goroutines := fs.Int("goroutines", 100, "goroutines per process, each calling once for the key")
 	compute := fs.Duration("compute", 100*time.Millisecond, "how long computing the value takes")
+	coldKeys := fs.Int("cold-keys", 200, "keys of the cold start; 0 skips it")
+	coldCompute := fs.Duration("cold-compute", 50*time.Millisecond, "how long computing one key of the cold start takes")
 	databaseURL := fs.String("database-url", "", "PostgreSQL `URL` (default: DATABASE_URL, else the PG* variables, else "+defaultDatabaseURL+")")
 	redisURL := fs.String("redis-url", "", "Redis `URL` (default: REDIS_URL, else "+defaultRedisURL+")")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *procs < 1 || *goroutines < 1 || *compute < 0 {
+	if *procs < 1 || *goroutines < 1 || *compute < 0 || *coldKeys < 0 || *coldCompute < 0 {
 		fs.Usage()
-		return errors.New("demo: -procs and -goroutines must be at least 1, and -compute not negative")
+		return errors.New("demo: -procs and -goroutines must be at least 1, and -compute, -cold-keys and -cold-compute not negative")
 	}
-	d := demoFlags{*procs, *goroutines, *compute, resolvePostgres(*databaseURL), resolveRedis(*redisURL)}
+	d := demoFlags{*procs, *goroutines, *compute, *coldKeys, *coldCompute, resolvePostgres(*databaseURL), resolveRedis(*redisURL)}
 
 	runID := newRunID()
 	app := "pgflight-demo-" + runID
@@ -116,7 +126,29 @@ func demoFleet(ctx context.Context, d demoFlags, app string, monitor *pgx.Conn, 
 	printTable(stdout, results)
 	fmt.Fprintln(stdout)
 	fmt.Fprintln(stdout, conclusion(results, d.procs))
-	printNotes(stdout, results)
+	printNotes(stdout, "", results)
+	if d.coldKeys == 0 {
+		return nil
+	}
+
+	cold := *f
+	cold.keys, cold.compute = d.coldKeys, d.coldCompute
+	fmt.Fprintln(stdout)
+	fmt.Fprintf(stdout, "cold start: each of the %d processes wants each of %d fresh keys once, at about the same moment; its %d goroutines share the walk, in an order of the process's own; computing a key takes %v\n",
+		d.procs, d.coldKeys, d.goroutines, d.coldCompute)
+	results = nil
+	for _, mode := range []string{modeNone, modeLocal, modePgflight} {
+		res, err := cold.run(ctx, mode, app+"-cold-"+mode)
+		if err != nil {
+			return fmt.Errorf("demo: cold start, mode %s: %w", mode, err)
+		}
+		results = append(results, res)
+	}
+	fmt.Fprintln(stdout)
+	printColdTable(stdout, results, d.coldKeys)
+	fmt.Fprintln(stdout)
+	fmt.Fprintln(stdout, coldConclusion(results, d.coldKeys))
+	printNotes(stdout, "cold start, ", results)
 	return nil
 }
 
@@ -140,7 +172,7 @@ func demoInProcess(ctx context.Context, d demoFlags, stdout io.Writer) error {
 	printTable(stdout, results)
 	fmt.Fprintln(stdout)
 	fmt.Fprintln(stdout, fallbackConclusion(results))
-	printNotes(stdout, results)
+	printNotes(stdout, "", results)
 	return nil
 }
 

@@ -29,6 +29,7 @@ type fleet struct {
 	exe        string // this binary
 	procs      int
 	goroutines int
+	keys       int // 0: every goroutine asks for one key; else the cold start's keys
 	compute    time.Duration
 	pg         pgTarget
 	redis      redisTarget
@@ -129,7 +130,7 @@ func (f *fleet) start(mode, namespace string) (*workerProc, error) {
 		return nil, err
 	}
 	cmd := exec.Command(f.exe, workerCommand,
-		"-mode", mode, "-namespace", namespace, "-key", "report", "-app", f.app,
+		"-mode", mode, "-namespace", namespace, "-key", "report", "-keys", strconv.Itoa(f.keys), "-app", f.app,
 		"-goroutines", strconv.Itoa(f.goroutines), "-compute", f.compute.String())
 	cmd.Env = append(os.Environ(), workerEnv+"=1",
 		workerDatabaseEnv+"="+f.pg.connString, workerRedisEnv+"="+f.redis.url)

@@ -4,8 +4,9 @@
 // Usage:
 //
 //	pgflight demo [flags]    start worker processes that all miss one cold key
-//	                         at once, and compare no coordination, in-process
-//	                         coalescing and pgflight on PostgreSQL
+//	                         at once, then many (a cold start), and compare no
+//	                         coordination, in-process coalescing and pgflight
+//	                         on PostgreSQL
 //	pgflight locks [flags]   list the advisory locks held or awaited in the database
 //	pgflight help            print this help
 //
@@ -44,8 +45,9 @@ func main() {
 const usage = `usage: pgflight <command> [flags]
 
 commands:
-  demo    start worker processes that all miss one cold key at once, and compare
-          no coordination, in-process coalescing and pgflight on PostgreSQL
+  demo    start worker processes that all miss one cold key at once, then many (a
+          cold start), and compare no coordination, in-process coalescing and
+          pgflight on PostgreSQL
   locks   list the advisory locks held or awaited in the database
   help    print this help
 

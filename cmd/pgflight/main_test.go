@@ -84,10 +84,11 @@ func closedURL(t *testing.T, scheme, path string) string {
 	return scheme + "://" + addr + path
 }
 
-// The demo on real servers: 3 processes x 10 goroutines, three modes.
+// The demo on real servers: 3 processes x 10 goroutines, three modes (the
+// cold start, which TestDemoColdStart tests, skipped).
 func TestDemo(t *testing.T) {
 	pgURL, redisURL := testserver.PostgresURL(t), testserver.RedisURL(t)
-	out, errOut, err := runCmd(t, "demo", "-procs", "3", "-goroutines", "10", "-compute", "300ms",
+	out, errOut, err := runCmd(t, "demo", "-procs", "3", "-goroutines", "10", "-compute", "300ms", "-cold-keys", "0",
 		"-database-url", pgURL, "-redis-url", redisURL)
 	t.Logf("stdout:\n%s\nstderr:\n%s", out, errOut)
 	if err != nil {
@@ -133,6 +134,9 @@ func TestDemo(t *testing.T) {
 	}
 	if !strings.Contains(out, "pgflight: 1 computation for 30 calls across 3 processes") {
 		t.Errorf("no conclusion line for 1 computation across 3 processes")
+	}
+	if strings.Contains(out, "cold start") {
+		t.Errorf("cold start shown although -cold-keys is 0")
 	}
 
 	// Lock hygiene: the workers left no advisory lock behind.

@@ -85,13 +85,14 @@ func printTable(w io.Writer, results []*modeResult) {
 
 // printNotes writes what the table cannot show: the first error of each
 // mode that had errors, and computations made without the cluster lock.
-func printNotes(w io.Writer, results []*modeResult) {
+// Each line starts with prefix and the mode.
+func printNotes(w io.Writer, prefix string, results []*modeResult) {
 	for _, r := range results {
 		if r.errors > 0 {
-			fmt.Fprintf(w, "%s: %d calls failed; first error: %s\n", r.mode, r.errors, r.firstError)
+			fmt.Fprintf(w, "%s%s: %d calls failed; first error: %s\n", prefix, r.mode, r.errors, r.firstError)
 		}
 		if r.failOpens > 0 {
-			fmt.Fprintf(w, "%s: %d flights computed without the PostgreSQL lock (fail-open; see the warnings above)\n", r.mode, r.failOpens)
+			fmt.Fprintf(w, "%s%s: %d flights computed without the PostgreSQL lock (fail-open; see the warnings on stderr)\n", prefix, r.mode, r.failOpens)
 		}
 	}
 }

@@ -52,13 +52,16 @@ type workerReport struct {
 
 // runWorker is one process of the demo's fleet. It connects, says "ready"
 // on stdout, waits for a line on stdin (the barrier), runs its goroutines,
-// each calling once for the key, closes everything it opened, and reports.
+// each calling once for the key (or with -keys, all walking the cold
+// start's keys together, each key once), closes everything it opened, and
+// reports.
 func runWorker(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet(workerCommand, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	mode := fs.String("mode", modePgflight, "none, local or pgflight")
 	namespace := fs.String("namespace", "pgflight-demo", "pgflight namespace, or Redis key prefix in mode none")
 	key := fs.String("key", "report", "the key every goroutine asks for")
+	keys := fs.Int("keys", 0, "if positive, the goroutines instead walk this many keys together, in an order of this process's own, asking for each once")
 	app := fs.String("app", "pgflight-demo", "application_name of the PostgreSQL sessions")
 	goroutines := fs.Int("goroutines", 100, "goroutines, each calling once")
 	compute := fs.Duration("compute", 100*time.Millisecond, "how long a computation takes")
@@ -75,7 +78,7 @@ func runWorker(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		return fmt.Errorf("worker: %w", err)
 	}
 	counter := &computeCounter{d: *compute}
-	rep, err := c.runCalls(ctx, *key, *goroutines, counter, stdin, stdout)
+	rep, err := c.runCalls(ctx, *key, *keys, *goroutines, counter, stdin, stdout)
 	if cerr := c.close(); err == nil {
 		err = cerr
 	}
@@ -160,9 +163,10 @@ func (c *demoClient) call(ctx context.Context, key string, cc *computeCounter) (
 
 // runCalls starts n goroutines that wait at a barrier, says "ready" on
 // stdout, waits for a line on stdin, releases the goroutines, each calling
-// once for key, and reports when all have returned.
-func (c *demoClient) runCalls(ctx context.Context, key string, n int, cc *computeCounter, stdin io.Reader, stdout io.Writer) (workerReport, error) {
-	lat, errs, err := callTogether(n, func() error {
+// once for key, or if keys > 0 all walking keys keys together, and reports
+// when all have returned.
+func (c *demoClient) runCalls(ctx context.Context, key string, keys, n int, cc *computeCounter, stdin io.Reader, stdout io.Writer) (workerReport, error) {
+	barrier := func() error {
 		if _, err := fmt.Fprintln(stdout, "ready"); err != nil {
 			return err
 		}
@@ -170,10 +174,19 @@ func (c *demoClient) runCalls(ctx context.Context, key string, n int, cc *comput
 			return fmt.Errorf("barrier: %w", err)
 		}
 		return nil
-	}, func() error {
+	}
+	call := func(key string) error {
 		_, err := c.call(ctx, key, cc)
 		return err
-	})
+	}
+	var lat []time.Duration
+	var errs []error
+	var err error
+	if keys > 0 {
+		lat, errs, err = walkTogether(n, keys, barrier, call)
+	} else {
+		lat, errs, err = callTogether(n, barrier, func() error { return call(key) })
+	}
 	if err != nil {
 		return workerReport{}, err
 	}
