@@ -5,7 +5,7 @@
 // Run it from this directory, the bench module (it has a go.mod of its own,
 // so that the peers it compares never become dependencies of pgflight):
 //
-//	cd bench && go run .          # full run: 7 repetitions, about 8 minutes
+//	cd bench && go run .          # full run: 7 repetitions, about 10 minutes
 //	cd bench && go run . -quick   # 1 repetition, shorter loops, half the cold-start keys, about a minute
 //
 // It uses the PostgreSQL server named by -database-url, else DATABASE_URL,
