@@ -86,8 +86,9 @@ func TestCallersInOneProcessShareOneFlight(t *testing.T) {
 // behave like two processes. multiproc_test.go does it with processes.
 func TestGroupsSharingALockerComputeOnce(t *testing.T) {
 	ns := namespace(t)
+	bLocker := fleetConfig(t).Locker
 	a := newGroup(t, pgflight.Config{Namespace: ns, Cache: fleetConfig(t).Cache, Locker: fleetConfig(t).Locker})
-	b := newGroup(t, pgflight.Config{Namespace: ns, Cache: fleetConfig(t).Cache, Locker: fleetConfig(t).Locker})
+	b := newGroup(t, pgflight.Config{Namespace: ns, Cache: fleetConfig(t).Cache, Locker: bLocker})
 	var computed atomic.Int64
 	started := make(chan struct{})
 	release := make(chan struct{})
@@ -108,8 +109,7 @@ func TestGroupsSharingALockerComputeOnce(t *testing.T) {
 		}
 		errs <- err
 	}()
-	pool := newPool(t)
-	eventually(t, "b waits for a's lock", func() bool { return advisoryLocks(t, pool) >= 2 })
+	eventually(t, "b waits for a's lock", func() bool { return awaited(bLocker) == 1 })
 	close(release)
 	for range 2 {
 		if err := <-errs; err != nil {
@@ -143,7 +143,7 @@ func TestDoubleCheckAfterLockGrant(t *testing.T) {
 		}
 		done <- err
 	}()
-	eventually(t, "the flight queues for the lock", func() bool { return advisoryLocks(t, pool) == 2 })
+	eventually(t, "the flight queues for the lock", func() bool { return awaited(cfg.Locker) == 1 })
 	// Someone else stores the value while our flight waits.
 	other := newGroup(t, pgflight.Config{Namespace: ns, Cache: cfg.Cache})
 	if _, err := pgflight.Fetch(context.Background(), other, "k", func(context.Context) (string, error) { return "theirs", nil }); err != nil {
@@ -219,7 +219,8 @@ func TestErrorsAreNotCached(t *testing.T) {
 	ns := namespace(t)
 	cfg := fleetConfig(t)
 	a := newGroup(t, pgflight.Config{Namespace: ns, Cache: cfg.Cache, Locker: cfg.Locker})
-	b := newGroup(t, pgflight.Config{Namespace: ns, Cache: cfg.Cache, Locker: pglock.New(newPool(t))})
+	bLocker := pglock.New(newPool(t))
+	b := newGroup(t, pgflight.Config{Namespace: ns, Cache: cfg.Cache, Locker: bLocker})
 	started := make(chan struct{})
 	release := make(chan struct{})
 	aErr := make(chan error, 1)
@@ -240,8 +241,7 @@ func TestErrorsAreNotCached(t *testing.T) {
 		}
 		bDone <- v
 	}()
-	pool := newPool(t)
-	eventually(t, "b follows a", func() bool { return advisoryLocks(t, pool) >= 2 })
+	eventually(t, "b follows a", func() bool { return awaited(bLocker) == 1 })
 	close(release)
 	if err := <-aErr; !errors.Is(err, errBoom) {
 		t.Errorf("a's error = %v, want %v", err, errBoom)
@@ -374,12 +374,12 @@ func TestCancelWhileWaitingForAnotherProcess(t *testing.T) {
 		_, err := pgflight.Fetch(ctx, g, "k", func(context.Context) (int, error) { return 1, nil })
 		res <- err
 	}()
-	eventually(t, "the flight waits", func() bool { return advisoryLocks(t, pool) == 2 })
+	eventually(t, "the flight waits", func() bool { return awaited(cfg.Locker) == 1 })
 	cancel()
 	if err := <-res; !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v, want context.Canceled", err)
 	}
-	eventually(t, "the wait is withdrawn", func() bool { return advisoryLocks(t, pool) == 1 })
+	eventually(t, "the wait is withdrawn", func() bool { return awaited(cfg.Locker) == 0 && advisoryLocks(t, pool) == 1 })
 }
 
 // Behaviour 10 and 11: LockWait bounds the wait; then fail open, or fail

@@ -127,6 +127,15 @@ func (l *countingLocker) calls() int64 { return l.locks.Load() + l.follows.Load(
 // lockOnly hides a Locker's Follower method, so Fetch queues for the lock.
 type lockOnly struct{ pgflight.Locker }
 
+// awaited returns how many ids the followers of l, a *pglock.Locker, await
+// now: in pglock's session mode a wait holds nothing in pg_locks.
+func awaited(l pgflight.Locker) int {
+	if lo, ok := l.(lockOnly); ok {
+		l = lo.Locker
+	}
+	return l.(*pglock.Locker).Stats().Awaited
+}
+
 // advisoryLocks returns how many advisory locks (held or awaited) the test
 // database shows, from any session.
 func advisoryLocks(tb testing.TB, pool *pgxpool.Pool) int {

@@ -178,9 +178,9 @@ func TestMultiProcessHolderKilled(t *testing.T) {
 	release(ws)
 	// The first process whose fn runs says so and blocks forever.
 	holder := waitForLine(t, ws, "computing")
+	rdb := newRedis(t)
 	eventually(t, "the other processes wait for the holder", func() bool {
-		var n int
-		pool.QueryRow(context.Background(), "select count(*) from pg_locks where locktype = 'advisory' and not granted").Scan(&n)
+		n, _ := rdb.Get(context.Background(), ns+":waiting").Int()
 		return n == 3
 	})
 	if err := holder.cmd.Process.Signal(syscall.SIGKILL); err != nil {
@@ -291,7 +291,9 @@ func childMain() int {
 	ns, key := os.Getenv(childNS), os.Getenv(childKey)
 	goroutines, _ := strconv.Atoi(os.Getenv(childG))
 	kind := os.Getenv(childEnv)
-	cfg := pgflight.Config{Namespace: ns, Cache: redisstore.New(rdb), Locker: pglock.New(pool)}
+	locker := pglock.New(pool)
+	defer locker.Close()
+	cfg := pgflight.Config{Namespace: ns, Cache: redisstore.New(rdb), Locker: locker}
 	if kind == "stale" {
 		cfg.TTL, cfg.StaleTTL = time.Hour, time.Hour
 	}
@@ -337,6 +339,14 @@ func childMain() int {
 			}))
 		})
 	case "holdforever":
+		go func() {
+			// Tell the parent, through Redis, once this process waits for
+			// another's computation: the wait holds nothing in pg_locks.
+			for locker.Stats().Awaited == 0 {
+				time.Sleep(time.Millisecond)
+			}
+			rdb.Incr(ctx, ns+":waiting")
+		}()
 		run(goroutines, func(int) {
 			record(pgflight.Fetch(ctx, g, key, func(context.Context) (string, error) {
 				if calls() == 1 {

@@ -37,7 +37,9 @@ func (l *Locker) TryLockMany(ctx context.Context, ids []int64) (held []bool, unl
 	}
 	try := ids[:min(len(ids), MaxBatchLocks)]
 	if l.s != nil {
-		return l.s.tryLockMany(ctx, ids, try)
+		held, unlock, err := l.s.tryLockMany(ctx, ids, try)
+		unlock, err = l.keep(unlock, err)
+		return held, unlock, err
 	}
 	c, got, err := l.open(ctx, "try many", idArray(tryManySQL, try, tryManySQLEnd))
 	if err != nil {

@@ -187,6 +187,19 @@ func New(pool *pgxpool.Pool, opts ...Option) *Locker {
 	return l
 }
 
+// keep makes unlock keep l reachable until it runs: an unreachable Locker
+// closes its session, which would silently release the lock while its
+// holder still computes.
+func (l *Locker) keep(unlock func(context.Context) error, err error) (func(context.Context) error, error) {
+	if unlock == nil {
+		return nil, err
+	}
+	return func(ctx context.Context) error {
+		defer runtime.KeepAlive(l)
+		return unlock(ctx)
+	}, err
+}
+
 // sessionAppName returns the application_name of a lock session whose pool
 // connections carry app, so that pg_stat_activity and pg_locks tell it
 // apart. PostgreSQL keeps 63 bytes of it.
@@ -251,7 +264,7 @@ func defaultMaxConns(poolMax int) int {
 // deadlock until ctx ends; locks are not re-entrant across connections.
 func (l *Locker) Lock(ctx context.Context, id int64) (unlock func(context.Context) error, err error) {
 	if l.s != nil {
-		return l.s.lock(ctx, id)
+		return l.keep(l.s.lock(ctx, id))
 	}
 	c, _, err := l.open(ctx, "lock", statement(l.lockSQL, id, lockSQLEnd))
 	if err != nil {
@@ -277,7 +290,7 @@ func (l *Locker) Lock(ctx context.Context, id int64) (unlock func(context.Contex
 // returns a non-nil error and holds no lock, as [Locker.Lock] does.
 func (l *Locker) LockOrFollow(ctx context.Context, id int64) (unlock func(context.Context) error, err error) {
 	if l.s != nil {
-		return l.s.lockOrFollow(ctx, id)
+		return l.keep(l.s.lockOrFollow(ctx, id))
 	}
 	c, col, err := l.open(ctx, "lock", statement(l.trySQL, id, trySQLEnd))
 	if err != nil {

@@ -107,6 +107,7 @@ type session struct {
 	idle      context.CancelFunc // ends the loop's wait for notifications
 	held      map[int64]bool     // ids held, or being tried, for a caller of this process
 	waits     map[int64]*waiters
+	awaiting  int // callers waiting for a release now
 	probeNow  bool      // probe at the next batch, not at nextProbe
 	nextProbe time.Time // when the awaited ids are next probed
 	retryAt   time.Time // no connection attempt before then
@@ -349,6 +350,14 @@ func (s *session) wakeAll() {
 
 // await waits for w's wake-up or ctx.
 func (s *session) await(ctx context.Context, id int64, w *waiters) error {
+	s.mu.Lock()
+	s.awaiting++
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.awaiting--
+		s.mu.Unlock()
+	}()
 	select {
 	case <-w.ch:
 		return nil
@@ -766,7 +775,7 @@ func (s *session) snapshot() Stats {
 	defer s.mu.Unlock()
 	st := s.stats
 	st.Held = len(s.slots)
-	st.Awaited = len(s.waits)
+	st.Awaited = s.awaiting
 	st.Connected = s.conn != nil
 	return st
 }
@@ -796,7 +805,8 @@ type Stats struct {
 	// Held is the number of locks held or being tried now; in transaction
 	// mode, the pool connections in use.
 	Held int
-	// Awaited is the number of ids this process's followers await now.
+	// Awaited is the number of callers of this process waiting now for a
+	// lock another holder has (a follower, a Lock, a WaitMany per id).
 	Awaited int
 	// Connected reports whether the lock session is open now.
 	Connected bool

@@ -17,7 +17,7 @@ const rollbackSQL = "rollback"
 // returns a non-nil error and holds no lock, as [Locker.Lock] does.
 func (l *Locker) TryLock(ctx context.Context, id int64) (unlock func(context.Context) error, err error) {
 	if l.s != nil {
-		return l.s.tryLock(ctx, id)
+		return l.keep(l.s.tryLock(ctx, id))
 	}
 	c, col, err := l.open(ctx, "try", statement(l.trySQL, id, trySQLEnd))
 	if err != nil {
