@@ -107,7 +107,7 @@ type session struct {
 	idle      context.CancelFunc // ends the loop's wait for notifications
 	held      map[int64]bool     // ids held, or being tried, for a caller of this process
 	waits     map[int64]*waiters
-	awaiting  int // callers waiting for a release now
+	awaiting  int       // callers waiting for a release now
 	probeNow  bool      // probe at the next batch, not at nextProbe
 	nextProbe time.Time // when the awaited ids are next probed
 	retryAt   time.Time // no connection attempt before then
