@@ -41,9 +41,6 @@ const (
 
 // Session defaults.
 const (
-	// defaultProbeInterval is how often a session checks the ids its
-	// followers await, to notice a holder that died without notifying.
-	// Measured in the bench module's crash scenario: see BENCHMARKS.md.
 	// defaultMaxLocks caps the locks one Locker holds at once.
 	defaultMaxLocks = 256
 	// defaultProbeInterval is how often a session checks the ids its
