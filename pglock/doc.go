@@ -1,6 +1,6 @@
-// Package pglock provides a [Locker] on PostgreSQL advisory locks, taken
-// through a pgx v5 connection pool, so that a fleet of processes computes
-// each cached value once. It implements the pgflight Locker and Follower
+// Package pglock provides a [Locker] on PostgreSQL advisory locks in a pgx
+// v5 pool's database, so that a fleet of processes computes each cached
+// value once. It implements the pgflight Locker and Follower
 // contracts without importing pgflight:
 //
 //	pool, err := pgxpool.New(ctx, os.Getenv("DATABASE_URL"))
@@ -12,54 +12,94 @@
 // The Locker can also be used alone: [Locker.Lock] returns an unlock func,
 // like a [context.CancelFunc] that takes a context.
 //
-// # Transaction-scoped locks
+// # The lock session
 //
-// Every lock is a pg_advisory_xact_lock held by an open transaction on one
-// pool connection, and unlocking commits that transaction. Acquiring costs
-// one round trip (BEGIN and the lock go in one message) and releasing one
-// (COMMIT): the same two round trips as a session lock.
+// By default a Locker sends every lock operation of the process through
+// one lock session: a PostgreSQL connection it opens from the pool's
+// configuration (with application_name ending in "pgflight-lock"), never
+// taken from or returned to the pool. Holders take session-level locks
+// with pg_try_advisory_lock and release them with pg_advisory_unlock.
+// Operations that arrive while a round trip is in flight go together in
+// the next one, a single simple-protocol message, so round trips per lock
+// fall as load grows, with no delay when the session is idle. The
+// connections a process uses stay at one whatever the number of keys in
+// flight, and exactly-once holds for all of them, up to the lock budget
+// ([WithMaxLocks]).
 //
-// Transaction scope makes every failure release the lock. A session-level
-// lock outlives ROLLBACK, stays on a pooled connection returned without
-// unlock (an unlock with a cancelled context sends nothing), and is then
-// re-entered by the connection's next borrower, a second "owner". A
-// transaction lock goes with its transaction, and this package never returns
-// a connection to the pool inside a transaction: on any error (a failed
-// statement, a cancelled wait, a failed or cancelled commit) it closes the
-// connection, and PostgreSQL drops the session's locks and waits with it.
-// A crashed process loses its locks within milliseconds, because the server
-// sees its socket close.
+// Waiting costs no connection and holds no lock. A release sends
+// pg_notify on channel pgflight_lock, with the id as payload, in the same
+// round trip as the unlock; every lock session LISTENs, and while it has
+// nothing to send it waits for notifications. A follower registers its
+// interest before it tries the lock, so no release between its try and its
+// wait can be missed, and every follower of an id wakes together. A holder
+// whose process dies releases its locks with its session but notifies
+// nobody: while any follower waits, the session probes the awaited ids every
+// [WithProbeInterval] (5 ms) in one statement that holds nothing afterwards
+// (a shared transaction-scoped try per id), and wakes the followers of the
+// ids it finds free. The probe also recovers a notification lost while a
+// session was reconnecting.
 //
-// # Waiting
+// Nothing the session sends ever waits inside PostgreSQL, so nothing is
+// ever cancelled on the wire: a caller whose context ends stops waiting for
+// the answer, and a lock granted to a caller that has left is released at
+// once. One session is one PostgreSQL owner, which would grant a lock it
+// holds to itself again, so the Locker keeps the ids it holds and answers a
+// second caller of the same id "held" without asking the server.
+//
+// If the connection dies, every lock of the process goes with it: holders
+// learn it at unlock (an error wrapping [ErrSessionLost]), followers wake
+// and re-check, and the Locker reconnects at the next operation, with
+// capped, jittered backoff after a failed attempt (calls fail at once
+// meanwhile, and pgflight fails open or closed as configured). A try that
+// was in flight when the connection died is sent once more on the new one.
+// The session turns off statement_timeout, lock_timeout,
+// idle_in_transaction_session_timeout and idle_session_timeout for itself
+// and sets its keepalive once ([WithKeepalive]). [Locker.Stats] reports
+// operations, round trips, notifications, probes and the wake-ups they
+// caused, connections and losses, and the locks held and callers waiting
+// now. Call [Locker.Close] to end the session.
+//
+// # Transaction mode
+//
+// [WithTransactionMode] keeps the previous design, for PgBouncer in
+// transaction pooling, which cannot carry session locks or LISTEN. Every
+// lock is a pg_advisory_xact_lock held by an open transaction on one pool
+// connection, and unlocking commits that transaction. Acquiring costs one
+// round trip (BEGIN and the lock go in one message) and releasing one
+// (COMMIT). Transaction scope makes every failure release the lock: this
+// mode never returns a connection to the pool inside a transaction; on any
+// error it closes the connection, and PostgreSQL drops the session's locks
+// and waits with it. The statement that opens each lock's transaction sets
+// statement_timeout, lock_timeout and idle_in_transaction_session_timeout
+// to 0 with SET LOCAL, so that server or role defaults cannot cut a wait or
+// a long computation short.
 //
 // [Locker.LockOrFollow] takes the lock with pg_try_advisory_xact_lock. When
 // another session holds it, it waits for it with
 // pg_advisory_xact_lock_shared, then rolls back and returns holding nothing.
 // Since holders take the exclusive lock only with a try, no exclusive request
 // waits in PostgreSQL's queue, and when the holder commits the lock manager
-// grants every shared waiter in one pass. Measured with 50 waiters that
-// re-check the cache for 5 ms, the last one woke 5.4 ms after the release in
-// shared mode, against 299 ms when waiters queued for the exclusive lock and
-// woke one after the other (the cost grows with waiters × re-check time).
-// A blocking [Locker.Lock] on a held id is such an exclusive request: later
-// followers of that id wait behind it. pgflight uses Lock only when a
-// holder finished without storing a value.
+// grants every shared waiter in one pass (measured with 50 waiters that
+// re-check the cache for 5 ms: the last woke 5.4 ms after the release,
+// against 299 ms when waiters queued for the exclusive lock).
 //
-// A waiter blocks on its own pool connection for the whole wait: waits cost
-// no CPU and no polling, but one connection each. Hence the cap set by
-// [WithMaxConns]: past it, calls fail with [ErrBusy] after at most a short
-// [WithBusyWait] (20 ms, time for a release to commit) rather than queue for
-// a connection the application may need. Within one process
-// pgflight waits at most once per key. Cancelling a wait closes its
-// connection (pgx sends a cancel request, then terminates the session), and
-// the pool opens a new one when it needs to.
+// Its cost is a pool connection per key in flight, held or awaited, and
+// through PgBouncer a server connection each. Hence the cap set by
+// [WithMaxConns] (half the pool, 2 to 16, never more than the pool): past
+// it, calls fail with [ErrBusy] after at most a short [WithBusyWait] (20
+// ms) rather than queue for a connection the application may need, and
+// pgflight computes without the lock. Cancelling a wait closes its
+// connection (pgx sends a cancel request, then terminates the session).
 //
 // # PgBouncer
 //
-// Transaction pooling and session pooling both work. A lock lives in a
-// transaction, which PgBouncer keeps on one server connection until it ends.
-// Every statement goes with the simple query protocol and the id as an
-// integer literal, so no prepared statement is involved, whatever the pool's
+// Session pooling works in either mode: the client's session is pinned to
+// one server connection, LISTEN included. Transaction pooling needs
+// [WithTransactionMode]: the default refuses to run there (it checks at
+// connect that pg_backend_pid() does not change between two statements) and
+// fails with an error naming the option. In transaction mode every
+// statement goes with the simple query protocol and the id as an integer
+// literal, so no prepared statement is involved, whatever the pool's
 // DefaultQueryExecMode. (The application's own queries through PgBouncer in
 // transaction mode still need an exec mode other than the default
 // statement cache.)
@@ -85,19 +125,15 @@
 // The server releases the lock of a crashed process at once, because its
 // kernel closes the socket. It releases that of an unreachable client (a
 // host that lost power, a network partition) only when it notices, which
-// with the kernel's defaults takes hours. So each lock's transaction sets
+// with the kernel's defaults takes hours. So the Locker sets
 // tcp_keepalives_idle, tcp_keepalives_interval, tcp_keepalives_count and
-// tcp_user_timeout with SET LOCAL, in the round trip that takes the lock:
-// the server then ends such a session, and drops its lock, within about 15
-// seconds. [WithKeepalive] changes that bound or turns it off; settings in
-// the connection string take precedence. A client that is reachable but
-// frozen (SIGSTOP, a stuck host whose kernel still answers) keeps its lock
-// until it resumes; callers elsewhere bound their wait with
-// pgflight.Config.LockWait.
-//
-// Locks are re-entrant per PostgreSQL session, and a Locker uses a different
-// session for each call, so a goroutine that locks an id it already holds
-// waits for itself until its context ends.
+// tcp_user_timeout (once on the lock session; with SET LOCAL on each lock's
+// transaction in transaction mode): the server then ends such a session,
+// and drops its locks, within about 15 seconds. [WithKeepalive] changes that
+// bound or turns it off; settings in the connection string take precedence.
+// A client that is reachable but frozen (SIGSTOP, a stuck host whose kernel
+// still answers) keeps its lock until it resumes; callers elsewhere bound
+// their wait with pgflight.Config.LockWait.
 //
 // [Locker.Held] lists the advisory locks of the database, for inspection.
 package pglock
