@@ -240,28 +240,34 @@ func defaultMaxConns(poolMax int) int {
 }
 
 // Lock blocks until the caller holds the exclusive lock on id or ctx ends.
-// It sends BEGIN, the [WithKeepalive] settings and pg_advisory_xact_lock(id)
-// in one round trip on a pool
-// connection that it keeps until unlock. ctx bounds taking a connection and
-// the wait; it is not kept.
+// ctx bounds the wait; it is not kept.
 //
-// On success Lock returns unlock, which commits the transaction (releasing
-// the lock) and returns the connection to the pool; unlock's ctx bounds only
-// that commit. Whatever unlock returns, the lock is released: if it cannot
-// commit, or its ctx is already done, it closes the connection, so
-// PostgreSQL drops the lock, and returns an error. An error from unlock can
-// also mean the lock was lost earlier (the connection died). Calling unlock
-// again returns an error and does nothing.
+// On the lock session (the default) Lock tries the lock, and while another
+// holder has it, waits for its release (notified, or found by the probe)
+// and tries again; the wait holds nothing in PostgreSQL. Another caller of
+// this Locker holding id counts as another holder. In transaction mode it
+// sends BEGIN, the settings and pg_advisory_xact_lock(id) in one round trip
+// on a pool connection that it keeps until unlock.
 //
-// On failure Lock returns a non-nil error and holds no lock: [ErrBusy] when
-// the connection cap is reached, an error wrapping ctx.Err() when ctx ended
-// (errors.Is(err, context.Canceled) holds), or the pool's or server's error.
-// A connection that failed is closed, never pooled.
+// On success Lock returns unlock, which releases the lock (pg_advisory_unlock
+// and a notification on the session; COMMIT in transaction mode); unlock's
+// ctx bounds only the wait for that. Whatever unlock returns, the lock is
+// released or already gone: on the session the release is sent whatever ctx
+// does; in transaction mode, if it cannot commit, or its ctx is already
+// done, it closes the connection, so PostgreSQL drops the lock. An error
+// from unlock can also mean the lock was lost earlier (errors.Is(err,
+// ErrSessionLost) on the session; a dead connection in transaction mode).
+// Calling unlock again returns an error and does nothing.
 //
-// A blocking exclusive request queues in PostgreSQL: followers that arrive
-// after it wait behind it, one by one, instead of waking together (see
-// [Locker.LockOrFollow]). Two Lock calls on one id from one goroutine
-// deadlock until ctx ends; locks are not re-entrant across connections.
+// On failure Lock returns a non-nil error and holds no lock: an error
+// wrapping ctx.Err() when ctx ended (errors.Is(err, context.Canceled)
+// holds), the session's or server's error, or in transaction mode
+// [ErrBusy] when the connection cap is reached.
+//
+// In transaction mode a blocking exclusive request queues in PostgreSQL:
+// followers that arrive after it wait behind it, one by one, instead of
+// waking together (see [Locker.LockOrFollow]), and two Lock calls on one id
+// from one goroutine deadlock until ctx ends.
 func (l *Locker) Lock(ctx context.Context, id int64) (unlock func(context.Context) error, err error) {
 	if l.s != nil {
 		return l.keep(l.s.lock(ctx, id))
@@ -276,18 +282,16 @@ func (l *Locker) Lock(ctx context.Context, id int64) (unlock func(context.Contex
 // LockOrFollow takes the exclusive lock on id if no one holds it, and
 // otherwise waits until its holder releases it, without taking it.
 //
-// It sends BEGIN and pg_try_advisory_xact_lock(id) in one round trip. If the
-// try succeeds, LockOrFollow returns unlock, exactly as [Locker.Lock] does.
-// If another session holds the lock, it waits in shared mode with
-// pg_advisory_xact_lock_shared(id) and ROLLBACK in a second round trip,
-// returns the connection to the pool and returns a nil unlock and a nil
-// error: the holder has finished, and the caller holds nothing. Because
-// holders take the lock only with a try, every follower of a key is granted
-// its shared lock in the same pass when the holder commits, so all wake at
-// once.
+// If the try succeeds, LockOrFollow returns unlock, exactly as [Locker.Lock]
+// does. If another holder has the lock, it waits for the release and returns
+// a nil unlock and a nil error: the holder has finished, and the caller
+// holds nothing. Every follower of an id wakes at once: on the session they
+// share one notification; in transaction mode they wait with
+// pg_advisory_xact_lock_shared(id), which the holder's COMMIT grants to all
+// in one pass, since holders take the lock only with a try.
 //
-// ctx bounds taking a connection and the wait. On failure LockOrFollow
-// returns a non-nil error and holds no lock, as [Locker.Lock] does.
+// ctx bounds the wait. On failure LockOrFollow returns a non-nil error and
+// holds no lock, as [Locker.Lock] does.
 func (l *Locker) LockOrFollow(ctx context.Context, id int64) (unlock func(context.Context) error, err error) {
 	if l.s != nil {
 		return l.keep(l.s.lockOrFollow(ctx, id))
