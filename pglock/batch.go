@@ -21,10 +21,13 @@ const (
 	waitManySQLEnd = "}'::bigint[]) as t(x); rollback"
 )
 
-// TryLockMany takes, without waiting and in one transaction on one pool
-// connection, the lock on every id that no other session holds, trying them
-// in the order given (callers pass ascending ids). held[i] reports whether
-// it took ids[i]. It takes at most [MaxBatchLocks] locks.
+// TryLockMany takes, without waiting and in one round trip, the lock on
+// every id that no other holder has, trying them in the order given
+// (callers pass ascending ids). held[i] reports whether it took ids[i]. It
+// takes at most [MaxBatchLocks] locks, and on the session at most the lock
+// slots then free ([WithMaxLocks]; it waits under ctx for the first); the
+// ids past them are reported not taken. In transaction mode the locks share
+// one transaction on one pool connection.
 //
 // If it took any, it returns unlock, which commits and releases them all, as
 // [Locker.Lock]'s unlock does; otherwise it rolls back, returns the
@@ -60,9 +63,12 @@ func (l *Locker) TryLockMany(ctx context.Context, ids []int64) (held []bool, unl
 	return held, nil, l.rollback(ctx, c, "try many")
 }
 
-// WaitMany waits until no other session holds the exclusive lock on any of
-// ids, without taking them: on one pool connection it takes and at once
-// releases the shared lock on each, in the order given, in one round trip.
+// WaitMany waits until no other holder has the lock on any of ids, without
+// taking them. On the session it holds nothing while it waits: each id is
+// released (notified) or found free by a probe, the first of which goes in
+// the next round trip. In transaction mode, on one pool connection, it takes
+// and at once releases the shared lock on each, in the order given, in one
+// round trip.
 // pgflight calls it holding no lock, so it cannot deadlock with another
 // batch. On failure it returns a non-nil error and holds no lock.
 func (l *Locker) WaitMany(ctx context.Context, ids []int64) error {

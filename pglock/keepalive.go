@@ -22,9 +22,10 @@ var keepaliveParams = [...]string{"tcp_keepalives_idle", "tcp_keepalives_interva
 // session and drop its lock, to about d. Without it the kernel's defaults
 // apply, and such a lock is held for hours.
 //
-// The Locker sets four server settings with SET LOCAL in the statement that
-// begins each lock's transaction (no extra round trip), so they apply to
-// that session's socket only while it holds or awaits a lock:
+// The Locker sets four server settings once on its lock session when it
+// connects (in transaction mode, with SET LOCAL in the statement that begins
+// each lock's transaction, no extra round trip, so they apply to that
+// session's socket only while it holds or awaits a lock):
 // tcp_keepalives_idle = d/2 and tcp_keepalives_interval = d/6 (whole
 // seconds, at least 1), tcp_keepalives_count = 3, which end an idle
 // connection whose client stopped answering, and tcp_user_timeout = d,

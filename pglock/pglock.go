@@ -26,9 +26,9 @@ const (
 	commitSQL    = "commit"
 )
 
-// ErrBusy is returned, without queuing beyond the short [WithBusyWait], by
-// every locking method when the Locker already uses as many connections as
-// [WithMaxConns] allows. The caller holds no lock. pgflight then computes
+// ErrBusy is returned in transaction mode, without queuing beyond the short
+// [WithBusyWait], by every locking method when the Locker already uses as
+// many connections as [WithMaxConns] allows. The caller holds no lock. pgflight then computes
 // without the cluster lock and counts it.
 var ErrBusy = errors.New("pglock: connection cap reached")
 
@@ -111,22 +111,22 @@ func WithTransactionMode() Option {
 	return func(o *options) { o.txMode = true }
 }
 
-// WithMaxConns caps the pool connections a Locker uses at once, counting both
-// held locks and waits: a further call waits at most [WithBusyWait] for one
+// WithMaxConns caps the pool connections a Locker in transaction mode uses
+// at once, counting both held locks and waits: a further call waits at most [WithBusyWait] for one
 // to end, then returns [ErrBusy]. n < 1 means the default.
 //
 // Default: min(16, max(2, MaxConns/2)), where MaxConns is the pool's. Each
 // waiter pins a connection for the whole wait, so an uncapped Locker could
 // take the whole pool during a mass miss and starve the application's own
 // queries; half the pool (two connections at least, 16 at most) leaves them
-// room. For more concurrent locks, give the Locker a pool of its own and
-// raise the cap.
+// room. A cap above the pool's MaxConns is lowered to it. For more
+// concurrent locks, give the Locker a pool of its own and raise the cap.
 func WithMaxConns(n int) Option {
 	return func(o *options) { o.maxConns = n }
 }
 
-// WithBusyWait sets how long a call waits for a connection under the cap of
-// [WithMaxConns] to come free before it returns [ErrBusy]. The wait is
+// WithBusyWait sets how long a call in transaction mode waits for a
+// connection under the cap of [WithMaxConns] to come free before it returns [ErrBusy]. The wait is
 // short on purpose: it covers a release that is still committing (pgflight
 // hands a value to its callers before it releases the lock, so a caller
 // may be back for its next key a moment before its last connection is

@@ -6,11 +6,12 @@ import "context"
 const rollbackSQL = "rollback"
 
 // TryLock takes the exclusive lock on id if no one holds it, and otherwise
-// returns at once. It sends BEGIN and pg_try_advisory_xact_lock(id) in one
-// round trip. If the try succeeds, TryLock returns unlock, exactly as
-// [Locker.Lock] does. If another session holds the lock, it rolls back (a
-// second round trip), returns the connection to the pool, and returns a nil
-// unlock and a nil error. pgflight uses it for background refreshes, so
+// returns at once. If the try succeeds, TryLock returns unlock, exactly as
+// [Locker.Lock] does. If another holder has the lock (another caller of this
+// Locker included), it returns a nil unlock and a nil error. On the session
+// it costs one round trip, shared with whatever else is pending; in
+// transaction mode it sends BEGIN and pg_try_advisory_xact_lock(id), and
+// rolls back in a second round trip when the try fails. pgflight uses it for background refreshes, so
 // that one process refreshes a key and the others skip.
 //
 // ctx bounds taking a connection and the round trips. On failure TryLock
