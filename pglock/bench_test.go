@@ -90,3 +90,88 @@ func BenchmarkLockUnlock(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkTryUnlock compares an uncontended try and unlock through the
+// lock session with the same two statements sent by hand on one
+// connection (the issue 8 target: within 1.1x), and with transaction mode.
+// The session's unlock also notifies, in the same round trip.
+func BenchmarkTryUnlock(b *testing.B) {
+	ctx := context.Background()
+	pool := newPool(b, 2, pgx.QueryExecModeCacheStatement)
+	id := randomID()
+
+	b.Run("raw-session", func(b *testing.B) {
+		c, err := pool.Acquire(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer c.Release()
+		try := fmt.Sprintf("select pg_try_advisory_lock(%d)", id)
+		unlock := fmt.Sprintf("select pg_advisory_unlock(%d)", id)
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := c.Conn().PgConn().Exec(ctx, try).ReadAll(); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := c.Conn().PgConn().Exec(ctx, unlock).ReadAll(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	for _, mode := range []struct {
+		name string
+		opts []pglock.Option
+	}{{"pglock-session", nil}, {"pglock-transaction", []pglock.Option{pglock.WithTransactionMode()}}} {
+		b.Run(mode.name, func(b *testing.B) {
+			l := pglock.New(pool, mode.opts...)
+			defer l.Close()
+			b.ReportAllocs()
+			for b.Loop() {
+				unlock, err := l.TryLock(ctx, id)
+				if err != nil || unlock == nil {
+					b.Fatal(unlock != nil, err)
+				}
+				if err := unlock(ctx); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkConcurrentFlights runs 1,000 flights at once on one Locker, each
+// a try and an unlock of an id of its own, and reports how many operations
+// shared a round trip of the lock session.
+func BenchmarkConcurrentFlights(b *testing.B) {
+	ctx := context.Background()
+	const flights = 1000
+	l := pglock.New(newPool(b, 2, pgx.QueryExecModeCacheStatement), pglock.WithMaxLocks(flights))
+	defer l.Close()
+	ids := make([]int64, flights)
+	for i := range ids {
+		ids[i] = randomID()
+	}
+	before := l.Stats()
+	b.ReportAllocs()
+	for b.Loop() {
+		errs := make(chan error, flights)
+		for _, id := range ids {
+			go func() {
+				unlock, err := l.TryLock(ctx, id)
+				if err == nil && unlock != nil {
+					err = unlock(ctx)
+				}
+				errs <- err
+			}()
+		}
+		for range flights {
+			if err := <-errs; err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	st := l.Stats()
+	ops, trips := st.Ops-before.Ops, st.RoundTrips-before.RoundTrips
+	b.ReportMetric(float64(ops)/float64(trips), "ops/roundtrip")
+	b.ReportMetric(float64(trips)/float64(b.N), "roundtrips/op")
+}

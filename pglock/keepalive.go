@@ -61,10 +61,9 @@ func beginSQL(d time.Duration, params map[string]string) string {
 // sessionSetupSQL returns the statements that set up a new lock session
 // connection, with SET, once: the timeouts that must not end it (it is
 // idle between locks; idle_session_timeout, PostgreSQL 14 and later, is
-// added by connect), the keepalive settings as beginSQL chooses them, and
-// LISTEN.
+// added by connect) and the keepalive settings as beginSQL chooses them.
 func sessionSetupSQL(d time.Duration, params map[string]string) string {
-	return string(appendSettings(nil, "set ", d, params)) + listenSQL
+	return string(appendSettings(nil, "set ", d, params))
 }
 
 // appendSettings appends to b, each as verb + "name = value; ", the
