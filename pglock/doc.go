@@ -28,8 +28,11 @@
 //
 // Waiting costs no connection and holds no lock. A release sends
 // pg_notify on channel pgflight_lock, with the id as payload, in the same
-// round trip as the unlock; every lock session LISTENs, and while it has
-// nothing to send it waits for notifications. A follower registers its
+// round trip as the unlock. A session LISTENs while followers of its process
+// wait (and for a second after), so that a release reaches the processes
+// waiting for something, not every idle process of the fleet; while it has
+// nothing to send it waits for notifications. Its LISTEN takes effect before
+// a follower's try, in the same round trip. A follower registers its
 // interest before it tries the lock, so no release between its try and its
 // wait can be missed, and every follower of an id wakes together. A holder
 // whose process dies releases its locks with its session but notifies
