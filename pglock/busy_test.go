@@ -51,3 +51,16 @@ func TestBusyWait(t *testing.T) {
 		t.Errorf("Lock over the cap without busy wait: err = %v, want ErrBusy", err)
 	}
 }
+
+// Issue 8.7: a cap above the pool's size is lowered to it, so lock waits
+// cannot queue the application's own queries behind them.
+func TestMaxConnsClampedToPool(t *testing.T) {
+	pool := newPool(t, 2, pgx.QueryExecModeCacheStatement)
+	l := pglock.New(pool, pglock.WithMaxConns(10), pglock.WithBusyWait(-1), pglock.WithTransactionMode())
+	a, b := mustLock(t, l, randomID()), mustLock(t, l, randomID())
+	defer mustUnlock(t, a)
+	defer mustUnlock(t, b)
+	if _, err := l.Lock(context.Background(), randomID()); !errors.Is(err, pglock.ErrBusy) {
+		t.Fatalf("third lock on a pool of 2 = %v, want ErrBusy", err)
+	}
+}
