@@ -14,37 +14,43 @@ func TestHolderKilled(t *testing.T) {
 	t.Parallel()
 	pg := startPostgres(t, nil)
 	rd := startRedis(t)
-	testHolderKilled(t, pg.URL(), pg.URL(), rd.URL(), 5)
+	testHolderKilled(t, workerConfig{DB: pg.URL(), Redis: rd.URL()}, pg.URL(), 5)
 }
 
-// testHolderKilled runs rounds of scenario 1 with workers connected to
-// workerURL (PostgreSQL, or PgBouncer in front of it) and observes pg_locks
-// through observerURL. In each round every live worker fetches a new key
-// with 3 callers; the fleet's first computation blocks; once every other
-// worker follows it in pg_locks, its process is killed.
-func testHolderKilled(t *testing.T, workerURL, observerURL, redisURL string, rounds int) {
+// testHolderKilled runs rounds of scenario 1 with workers configured by cfg
+// (connected to PostgreSQL, or PgBouncer in front of it; cfg.Namespace is
+// the test's) and observes pg_locks through observerURL. In each round
+// every live worker fetches a new key with 3 callers; the fleet's first
+// computation blocks; once every other worker follows it, its process is
+// killed. In session mode the survivors learn it from their probe (a dead
+// session's locks vanish unannounced); in transaction mode PostgreSQL
+// grants their shared waits at once.
+func testHolderKilled(t *testing.T, cfg workerConfig, observerURL string, rounds int) {
 	ns := namespace(t)
-	f := startFleet(t, rounds+2, workerConfig{DB: workerURL, Redis: redisURL, Namespace: ns})
+	cfg.Namespace = ns
+	f := startFleet(t, rounds+2, cfg)
 	obs := newPool(t, observerURL)
-	rdb := newRedis(t, redisURL)
+	rdb := newRedis(t, cfg.Redis)
 	live := f.ws
 	var takeovers []time.Duration
+	lastWakes := map[int]uint64{} // each worker's Stats.ProbeWakes at its last round
 	for r := range rounds {
 		key := fmt.Sprintf("k%d", r)
 		send(t, live, command{Op: "fetch", Round: key, Keys: []string{key}, Goroutines: 3, Work: blockFirst, Timeout: patience})
 		first := f.awaitComputing(t, func(ev event) bool { return ev.Key == key && ev.N == 1 })
 		holder := f.worker(t, first.PID)
 		survivors := except(live, holder)
-		eventually(t, "every other worker follows the holder", func() bool {
-			return count(t, obs, followersSQL) == len(survivors)
-		})
+		f.awaitFollowers(t, survivors, obs)
 		killed := time.Now()
 		if err := holder.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
 		values := map[string]int{}
 		var firstValue time.Time
+		var probeWakes uint64 // the survivors' in this round
 		for _, ev := range awaitAll(t, survivors, key) {
+			probeWakes += ev.Lock.ProbeWakes - lastWakes[ev.PID]
+			lastWakes[ev.PID] = ev.Lock.ProbeWakes
 			for _, c := range ev.Calls {
 				if c.Err != "" {
 					t.Errorf("round %d: a survivor's caller got %s", r, c.Err)
@@ -62,6 +68,11 @@ func testHolderKilled(t *testing.T, workerURL, observerURL, redisURL string, rou
 		}
 		if n := computations(t, rdb, ns, key); n != 2 {
 			t.Errorf("round %d: computations = %d, want 2 (the killed holder's, then one survivor's)", r, n)
+		}
+		// In session mode nobody notified the survivors: their probes
+		// found the dead holder's lock gone.
+		if !cfg.TxMode && probeWakes == 0 {
+			t.Errorf("round %d: the survivors' probes woke no follower; want at least one: only a probe can notice a dead holder", r)
 		}
 		takeovers = append(takeovers, firstValue.Sub(killed))
 		noLocksLeft(t, obs)

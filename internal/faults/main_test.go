@@ -13,6 +13,7 @@ import (
 
 	"github.com/pgflight/pgflight"
 	"github.com/pgflight/pgflight/internal/testserver"
+	"github.com/pgflight/pgflight/pglock"
 )
 
 // patience bounds every wait for an observable state. It is a deadline for
@@ -77,6 +78,16 @@ func newPool(tb testing.TB, url string, tweaks ...func(*pgxpool.Config)) *pgxpoo
 	return pool
 }
 
+// newLocker returns a pglock Locker on pool, closed at cleanup (before
+// pool, which was created first): in session mode it ends the Locker's
+// lock session and its goroutine.
+func newLocker(tb testing.TB, pool *pgxpool.Pool, opts ...pglock.Option) *pglock.Locker {
+	tb.Helper()
+	l := pglock.New(pool, opts...)
+	tb.Cleanup(func() { l.Close() })
+	return l
+}
+
 // maxConns sets a pool's MaxConns.
 func maxConns(n int32) func(*pgxpool.Config) {
 	return func(cfg *pgxpool.Config) { cfg.MaxConns = n }
@@ -134,11 +145,25 @@ func eventually(tb testing.TB, what string, cond func() bool) {
 // Queries on pg_locks, all about advisory locks in the current database.
 const (
 	advisorySQL = "select count(*) from pg_locks where locktype = 'advisory' and database = (select oid from pg_database where datname = current_database())"
-	// followersSQL counts sessions waiting in shared mode: followers.
+	// followersSQL counts sessions waiting in shared mode: followers in
+	// transaction mode (pglock.WithTransactionMode). A follower of the
+	// default lock session waits in its process and holds nothing here:
+	// see awaited.
 	followersSQL = advisorySQL + " and not granted and mode = 'ShareLock'"
-	// holdersSQL counts sessions holding an exclusive lock.
+	// holdersSQL counts exclusive locks held, by a lock session or a
+	// lock's transaction.
 	holdersSQL = advisorySQL + " and granted and mode = 'ExclusiveLock'"
 )
+
+// awaited returns how many callers of ls wait now for a lock that another
+// holds (pglock Stats.Awaited), the observable of a wait in session mode.
+func awaited(ls ...*pglock.Locker) int {
+	n := 0
+	for _, l := range ls {
+		n += l.Stats().Awaited
+	}
+	return n
+}
 
 // count runs a count query on pool.
 func count(tb testing.TB, pool *pgxpool.Pool, sql string, args ...any) int {

@@ -4,8 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/pgflight/pgflight"
 	"github.com/pgflight/pgflight/internal/testserver"
@@ -30,23 +35,34 @@ func startPgBouncer(t *testing.T, pg *testserver.Postgres, mode string) *testser
 // Scenario 6: PgBouncer between pgflight and PostgreSQL. Worker processes
 // build their pool from the pooler's plain connection string, so pgx's
 // default statement cache is on; pglock's simple-protocol statements work
-// anyway. In transaction and session pooling modes the fleet computes each
-// key once, with no caller error and no lock taken without the cluster, and
-// a killed holder is replaced. Statement pooling cannot hold a transaction:
-// every lock fails, and pgflight computes without it (or refuses, with
-// FailClosed).
+// anyway. Transaction pooling cannot carry a session's locks or LISTEN, so
+// there the workers use pglock.WithTransactionMode (a lock per transaction);
+// session pooling pins a client to one server connection, and the default
+// lock session works. In both the fleet computes each key once, with no
+// caller error and no lock taken without the cluster, and a killed holder
+// is replaced. The default lock session through transaction pooling refuses
+// to start: flights fail open, counted, or fail closed, and say to use
+// WithTransactionMode. Statement pooling cannot hold a transaction, nor a
+// session: every lock fails, and pgflight computes without it (or refuses,
+// with FailClosed).
 func TestPgBouncer(t *testing.T) {
 	t.Parallel()
 	pg := startPostgres(t, nil)
 	rd := startRedis(t)
 	rdb := newRedis(t, rd.URL())
 	obs := newPool(t, pg.URL())
-	for _, mode := range []string{"transaction", "session"} {
-		t.Run(mode, func(t *testing.T) {
-			b := startPgBouncer(t, pg, mode)
+	for _, tc := range []struct {
+		mode   string // pool_mode
+		txMode bool   // pglock.WithTransactionMode
+	}{
+		{"transaction", true},
+		{"session", false},
+	} {
+		t.Run(tc.mode, func(t *testing.T) {
+			b := startPgBouncer(t, pg, tc.mode)
 			ns := namespace(t)
 			const workers, callers = 4, 20
-			f := startFleet(t, workers, workerConfig{DB: b.URL(), Redis: rd.URL(), Namespace: ns})
+			f := startFleet(t, workers, workerConfig{DB: b.URL(), Redis: rd.URL(), Namespace: ns, TxMode: tc.txMode})
 			for r := range 3 {
 				key := fmt.Sprintf("k%d", r)
 				send(t, f.ws, command{Op: "fetch", Round: key, Keys: []string{key}, Goroutines: callers, Work: sleepWork, Sleep: 200 * time.Millisecond, Timeout: patience})
@@ -76,15 +92,21 @@ func TestPgBouncer(t *testing.T) {
 			stop(t, f.ws)
 			noLocksLeft(t, obs)
 			t.Run("holder killed", func(t *testing.T) {
-				testHolderKilled(t, b.URL(), pg.URL(), rd.URL(), 3)
+				testHolderKilled(t, workerConfig{DB: b.URL(), Redis: rd.URL(), TxMode: tc.txMode}, pg.URL(), 3)
 			})
+			if tc.mode == "transaction" {
+				t.Run("session default refused", func(t *testing.T) {
+					testSessionRefused(t, b, tc.mode, obs)
+				})
+			}
 		})
 	}
 	t.Run("statement", func(t *testing.T) {
 		ctx := context.Background()
 		b := startPgBouncer(t, pg, "statement")
-		open := newGroup(t, pgflight.Config{Locker: pglock.New(newPool(t, b.URL())), Logger: discard})
-		closed := newGroup(t, pgflight.Config{Locker: pglock.New(newPool(t, b.URL())), FailClosed: true, Logger: discard})
+		opt := pglock.WithTransactionMode()
+		open := newGroup(t, pgflight.Config{Locker: newLocker(t, newPool(t, b.URL()), opt), Logger: discard})
+		closed := newGroup(t, pgflight.Config{Locker: newLocker(t, newPool(t, b.URL()), opt), FailClosed: true, Logger: discard})
 		v, err := pgflight.Fetch(ctx, open, "k", func(context.Context) (string, error) { return value("k"), nil })
 		if err != nil || v != value("k") {
 			t.Errorf("fail-open Fetch through statement pooling = %q, %v; want the value", v, err)
@@ -96,7 +118,162 @@ func TestPgBouncer(t *testing.T) {
 		if !errors.Is(err, pgflight.ErrLockUnavailable) {
 			t.Errorf("FailClosed Fetch through statement pooling: %v, want ErrLockUnavailable", err)
 		}
-		t.Logf("statement pooling: %v", err)
+		t.Logf("statement pooling, transaction mode: %v", err)
 		noLocksLeft(t, obs)
+		// Nor can it carry the default lock session.
+		t.Run("session default refused", func(t *testing.T) {
+			testSessionRefused(t, b, "statement", obs)
+		})
 	})
+}
+
+// testSessionRefused checks that the default lock session refuses to start
+// through b, a PgBouncer in transaction (or statement) pooling, which would
+// hand its session locks and its LISTEN to whichever client gets the server
+// connection next: exclusion would silently break. First two Lockers, one
+// after the other, try the same id (on a quiet pooler both get the same
+// server connection); then several Groups start at once, as a fleet would,
+// each with its own pool: fail-open ones compute without the lock, counted,
+// FailClosed ones return ErrLockUnavailable saying to use
+// WithTransactionMode.
+//
+// pglock detects the pooler by comparing pg_backend_pid() in two
+// statements, which differ only if PgBouncer gives them different server
+// connections; it reuses the last one (LIFO) when it can, so detection
+// fails on a quiet pooler. A known bug: see knownBug.
+func testSessionRefused(t *testing.T, b *testserver.PgBouncer, mode string, obs *pgxpool.Pool) {
+	ctx := context.Background()
+	ns := namespace(t)
+
+	// One after the other.
+	id := pgflight.LockID(ns, "sequential")
+	a, c := newLocker(t, newPool(t, b.URL())), newLocker(t, newPool(t, b.URL()))
+	unlockA, errA := a.TryLock(ctx, id)
+	unlockC, errC := c.TryLock(ctx, id)
+	for _, r := range []struct {
+		name   string
+		unlock func(context.Context) error
+		err    error
+	}{{"first", unlockA, errA}, {"second", unlockC, errC}} {
+		if r.err == nil || !strings.Contains(r.err.Error(), "WithTransactionMode") {
+			knownBug(t, "%s Locker's TryLock through %s pooling = (unlock %v, %v); want an error saying to use WithTransactionMode",
+				r.name, mode, r.unlock != nil, r.err)
+		}
+	}
+	if unlockA != nil && unlockC != nil {
+		knownBug(t, "two Lockers of two processes both hold the lock on id %d through %s pooling: PgBouncer gave both the same server connection, which re-granted it (exclusion broken)", id, mode)
+	}
+	for _, u := range []func(context.Context) error{unlockA, unlockC} {
+		if u != nil {
+			u(ctx)
+		}
+	}
+
+	// A fleet starting at once.
+	const procs = 4
+	opens := make([]*pgflight.Group, procs)
+	closeds := make([]*pgflight.Group, procs)
+	var lockers []*pglock.Locker
+	for i := range procs {
+		lo, lc := newLocker(t, newPool(t, b.URL())), newLocker(t, newPool(t, b.URL()))
+		lockers = append(lockers, lo, lc)
+		opens[i] = newGroup(t, pgflight.Config{Namespace: ns, Locker: lo, Logger: discard})
+		closeds[i] = newGroup(t, pgflight.Config{Namespace: ns, Locker: lc, FailClosed: true, Logger: discard})
+	}
+	openErrs := make([]error, procs)
+	closedErrs := make([]error, procs)
+	var computedClosed atomic.Int64
+	var wg sync.WaitGroup
+	for i := range procs {
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			key := fmt.Sprintf("k%d", i)
+			v, err := pgflight.Fetch(ctx, opens[i], key, func(context.Context) (string, error) { return value(key), nil })
+			if err == nil && v != value(key) {
+				err = fmt.Errorf("value %q", v)
+			}
+			openErrs[i] = err
+		}()
+		go func() {
+			defer wg.Done()
+			key := fmt.Sprintf("c%d", i)
+			_, closedErrs[i] = pgflight.Fetch(ctx, closeds[i], key, func(context.Context) (string, error) {
+				computedClosed.Add(1)
+				return value(key), nil
+			})
+		}()
+	}
+	wg.Wait()
+	var failOpens uint64
+	refused := 0
+	for i := range procs {
+		if openErrs[i] != nil {
+			t.Errorf("fail-open Group %d through %s pooling: %v, want the value", i, mode, openErrs[i])
+		}
+		failOpens += opens[i].Stats().FailOpens
+		if err := closedErrs[i]; errors.Is(err, pgflight.ErrLockUnavailable) && strings.Contains(err.Error(), "WithTransactionMode") {
+			refused++
+		}
+	}
+	connected := 0
+	for _, l := range lockers {
+		if l.Stats().Connects > 0 {
+			connected++
+		}
+	}
+	t.Logf("%s pooling, %d processes starting at once: %d of %d fail-open flights counted as fail-opens, %d of %d FailClosed flights refused (%d computed), %d of %d lock sessions started; a refusal: %v",
+		mode, procs, failOpens, procs, refused, procs, computedClosed.Load(), connected, len(lockers), closedErrs[0])
+	if failOpens != procs || refused != procs || connected != 0 {
+		knownBug(t, "through %s pooling %d of %d lock sessions started, and %d of %d FailClosed flights computed; want every session refused",
+			mode, connected, len(lockers), computedClosed.Load(), procs)
+	}
+
+	// Once every Locker has released what it held, no lock is left. A
+	// session lock taken through the pooler stays with the server
+	// connection it went to, which the pooler keeps, whatever server
+	// connection the unlock went to.
+	lockers = append(lockers, a, c)
+	eventually(t, "every Locker has released its locks", func() bool {
+		for _, l := range lockers {
+			if l.Stats().Held != 0 {
+				return false
+			}
+		}
+		return true
+	})
+	if left := leftLocks(t, obs); len(left) > 0 {
+		knownBug(t, "through %s pooling, after every Locker released its locks, %d advisory locks are left on the pooler's server connections (pid: lock ids) %v: held until PgBouncer closes those connections, so every process, in either mode, finds those keys locked",
+			mode, count(t, obs, advisorySQL), left)
+		// Let the next subtests start clean.
+		for pid := range left {
+			if _, err := obs.Exec(ctx, "select pg_terminate_backend($1)", pid); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	noLocksLeft(t, obs)
+}
+
+// leftLocks returns the advisory locks in pg_locks, by the pid of the
+// server session that holds them.
+func leftLocks(t *testing.T, obs *pgxpool.Pool) map[int32][]int64 {
+	t.Helper()
+	rows, err := obs.Query(context.Background(), "select pid, (classid::bigint << 32) | objid::bigint from pg_locks where locktype = 'advisory' and granted")
+	if err != nil {
+		t.Fatal(err)
+	}
+	left := map[int32][]int64{}
+	for rows.Next() {
+		var pid int32
+		var id int64
+		if err := rows.Scan(&pid, &id); err != nil {
+			t.Fatal(err)
+		}
+		left[pid] = append(left[pid], id)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return left
 }

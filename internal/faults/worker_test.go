@@ -39,17 +39,20 @@ type workerConfig struct {
 	Namespace string
 	MaxConns  int32 // the pool's MaxConns if > 0
 	Collide   bool  // every key's lock on one id (scenario 9)
+	TxMode    bool  // pglock.WithTransactionMode: a pool connection per lock
+	MaxLocks  int   // pglock.WithMaxLocks if > 0 (session mode)
 }
 
 // command is a line on a worker's stdin.
 type command struct {
-	Op         string // "fetch", "finish" or "exit"
+	Op         string // "fetch", "finish", "stats" or "exit"
 	Round      string // names a fetch; its done event carries it
 	Keys       []string
 	Goroutines int           // callers per key; default 1
 	Work       string        // what fn does: "block-first" or "sleep"
 	Sleep      time.Duration // for "sleep"
 	Timeout    time.Duration // each caller's ctx; 0: none
+	Parallel   int           // at most this many calls at once; 0: all (-race allows 8,128 goroutines)
 }
 
 // Work kinds.
@@ -64,7 +67,7 @@ const (
 
 // event is a line on a worker's stdout.
 type event struct {
-	Ev       string // "ready", "computing", "done" or "exit"
+	Ev       string // "ready", "computing", "done", "stats" or "exit"
 	PID      int
 	Round    string
 	Key      string
@@ -72,6 +75,7 @@ type event struct {
 	At       int64          // computing: Unix nanoseconds
 	Calls    []call         // done: every call of the round
 	Stats    pgflight.Stats // done and exit
+	Lock     pglock.Stats   // done, stats and exit: the Locker's (its state now, after Close at exit)
 	Acquired int32          // exit: pool connections still acquired
 	InUse    int            // exit: connections the Locker still used
 }
@@ -130,7 +134,14 @@ func childMain() int {
 		return 2
 	}
 	rdb := redis.NewClient(opt)
-	pl := pglock.New(pool)
+	var opts []pglock.Option
+	if cfg.TxMode {
+		opts = append(opts, pglock.WithTransactionMode())
+	}
+	if cfg.MaxLocks > 0 {
+		opts = append(opts, pglock.WithMaxLocks(cfg.MaxLocks))
+	}
+	pl := pglock.New(pool, opts...)
 	var locker pgflight.Locker = pl
 	if cfg.Collide {
 		locker = collide{pl}
@@ -184,11 +195,18 @@ func childMain() int {
 		var mu sync.Mutex
 		var calls []call
 		var wg sync.WaitGroup
+		n := len(c.Keys) * max(1, c.Goroutines)
+		if c.Parallel > 0 {
+			n = min(n, c.Parallel)
+		}
+		parallel := make(chan struct{}, max(n, 1))
 		for _, key := range c.Keys {
 			for range max(1, c.Goroutines) {
 				wg.Add(1)
+				parallel <- struct{}{}
 				go func() {
 					defer wg.Done()
+					defer func() { <-parallel }()
 					cctx, cancel := ctx, context.CancelFunc(func() {})
 					if c.Timeout > 0 {
 						cctx, cancel = context.WithTimeout(ctx, c.Timeout)
@@ -207,7 +225,7 @@ func childMain() int {
 			}
 		}
 		wg.Wait()
-		say(event{Ev: "done", Round: c.Round, Calls: calls, Stats: g.Stats()})
+		say(event{Ev: "done", Round: c.Round, Calls: calls, Stats: g.Stats(), Lock: pl.Stats()})
 	}
 
 	say(event{Ev: "ready"})
@@ -231,13 +249,16 @@ loop:
 			for _, key := range c.Keys {
 				close(finished(key))
 			}
+		case "stats":
+			say(event{Ev: "stats", Lock: pl.Stats()})
 		case "exit":
 			break loop
 		}
 	}
 	wg.Wait()
 	g.Close()
-	say(event{Ev: "exit", Stats: g.Stats(), Acquired: pool.Stat().AcquiredConns(), InUse: pl.InUse()})
+	pl.Close()
+	say(event{Ev: "exit", Stats: g.Stats(), Lock: pl.Stats(), Acquired: pool.Stat().AcquiredConns(), InUse: pl.InUse()})
 	pool.Close()
 	rdb.Close()
 	return 0
@@ -250,12 +271,14 @@ type worker struct {
 	cmd    *exec.Cmd
 	stdin  io.WriteCloser
 	events chan event    // done and exit events
+	stats  chan event    // stats events, answers to "stats" commands
 	gone   chan struct{} // closed when its stdout ends
 }
 
 // fleet is a set of worker processes.
 type fleet struct {
-	ws []*worker
+	ws  []*worker
+	cfg workerConfig
 
 	mu        sync.Mutex
 	computing []event // every worker's computing events, in arrival order
@@ -270,7 +293,7 @@ func startFleet(t *testing.T, n int, cfg workerConfig) *fleet {
 		t.Fatal(err)
 	}
 	env := append(os.Environ(), childEnv+"="+string(b))
-	f := &fleet{}
+	f := &fleet{cfg: cfg}
 	ready := make(chan error, n)
 	for i := range n {
 		cmd := exec.Command(os.Args[0], "-test.run=^$")
@@ -289,7 +312,7 @@ func startFleet(t *testing.T, n int, cfg workerConfig) *fleet {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		w := &worker{i: i, pid: cmd.Process.Pid, cmd: cmd, stdin: stdin, events: make(chan event, 64), gone: make(chan struct{})}
+		w := &worker{i: i, pid: cmd.Process.Pid, cmd: cmd, stdin: stdin, events: make(chan event, 64), stats: make(chan event, 1), gone: make(chan struct{})}
 		go f.read(w, stdout, ready)
 		t.Cleanup(func() {
 			cmd.Process.Kill()
@@ -333,6 +356,8 @@ func (f *fleet) read(w *worker, stdout io.Reader, ready chan<- error) {
 			f.mu.Lock()
 			f.computing = append(f.computing, ev)
 			f.mu.Unlock()
+		case "stats":
+			w.stats <- ev
 		default:
 			w.events <- ev
 		}
@@ -400,9 +425,9 @@ func stop(t *testing.T, ws []*worker) []event {
 		if ev.Ev != "exit" {
 			t.Fatalf("worker %d: %q event, want exit", ws[i].i, ev.Ev)
 		}
-		if ev.Acquired != 0 || ev.InUse != 0 {
-			t.Errorf("worker %d exited with %d pool connections acquired and %d used by its Locker, want 0",
-				ws[i].i, ev.Acquired, ev.InUse)
+		if ev.Acquired != 0 || ev.InUse != 0 || ev.Lock.Held != 0 || ev.Lock.Awaited != 0 || ev.Lock.Connected {
+			t.Errorf("worker %d exited with %d pool connections acquired, %d used by its Locker, %d locks held, %d waits, session connected %v; want 0, 0, 0, 0, false",
+				ws[i].i, ev.Acquired, ev.InUse, ev.Lock.Held, ev.Lock.Awaited, ev.Lock.Connected)
 		}
 	}
 	return evs
@@ -424,6 +449,43 @@ func (f *fleet) awaitComputing(t *testing.T, match func(event) bool) event {
 		return false
 	})
 	return found
+}
+
+// lockStats asks w for its Locker's Stats now.
+func (w *worker) lockStats(t *testing.T) pglock.Stats {
+	t.Helper()
+	send(t, []*worker{w}, command{Op: "stats"})
+	select {
+	case ev := <-w.stats:
+		return ev.Lock
+	case <-w.gone:
+		t.Fatalf("worker %d (pid %d) exited before it reported its Stats", w.i, w.pid)
+	case <-time.After(patience):
+		t.Fatalf("worker %d (pid %d) did not report its Stats within %v", w.i, w.pid, patience)
+	}
+	return pglock.Stats{}
+}
+
+// awaitFollowers waits until every worker of ws waits for another
+// process's lock: by default, until its Locker reports one caller awaiting
+// (a session-mode wait holds nothing in pg_locks); in transaction mode,
+// until obs shows one ShareLock waiter per worker in pg_locks.
+func (f *fleet) awaitFollowers(t *testing.T, ws []*worker, obs *pgxpool.Pool) {
+	t.Helper()
+	if f.cfg.TxMode {
+		eventually(t, fmt.Sprintf("%d workers wait in pg_locks", len(ws)), func() bool {
+			return count(t, obs, followersSQL) == len(ws)
+		})
+		return
+	}
+	eventually(t, fmt.Sprintf("%d workers' Lockers report a caller awaiting", len(ws)), func() bool {
+		for _, w := range ws {
+			if w.lockStats(t).Awaited != 1 {
+				return false
+			}
+		}
+		return true
+	})
 }
 
 // worker returns the worker whose process is pid.
