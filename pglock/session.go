@@ -545,10 +545,20 @@ func (b batch) empty() bool {
 func (s *session) waitIdle(conn *pgconn.PgConn) {
 	if !s.listening {
 		// Nothing can arrive that matters: wait without reading the
-		// socket. A server that ended the session meanwhile is noticed at
-		// the next statement, whose tries are then sent again.
+		// socket, until a request or a probe is due. A server that ended
+		// the session meanwhile is noticed at the next statement, whose
+		// tries are then sent again.
+		var probe <-chan time.Time
+		if len(s.waits) > 0 {
+			t := time.NewTimer(time.Until(s.nextProbe))
+			defer t.Stop()
+			probe = t.C
+		}
 		s.mu.Unlock()
-		<-s.wakeLoop
+		select {
+		case <-s.wakeLoop:
+		case <-probe:
+		}
 		return
 	}
 	deadline := s.lastWait.Add(listenLinger)
