@@ -851,11 +851,7 @@ func (s *session) connect() (*pgconn.PgConn, error) {
 	}
 	first, err := conn.Exec(ctx, setup+backendSQL).ReadAll()
 	if err == nil {
-		var second []*pgconn.Result
-		second, err = conn.Exec(ctx, backendSQL).ReadAll()
-		if err == nil && lastValue(first) != lastValue(second) {
-			err = errors.New("the server changed between two statements: the connection goes through a transaction pooler (PgBouncer pool_mode=transaction), which cannot carry session locks or LISTEN; use pglock.WithTransactionMode")
-		}
+		err = s.checkNotPooled(ctx, lastValue(first), conn)
 	}
 	if err != nil {
 		closeConn(conn)
@@ -863,6 +859,50 @@ func (s *session) connect() (*pgconn.PgConn, error) {
 	}
 	return conn, nil
 }
+
+// errPooled is why a session refuses to run through a transaction pooler.
+var errPooled = errors.New("the lock session goes through a transaction or statement pooler (PgBouncer pool_mode=transaction or statement), which would hand its session locks and LISTEN to other clients: use pglock.WithTransactionMode")
+
+// checkNotPooled reports errPooled if conn, whose backend said pid, is
+// behind a pooler that moves its statements between server connections. Two
+// client connections never share a backend, and one keeps its own, unless a
+// pooler lends them: so the session asks for its backend again, and a
+// second connection opened for the check asks for its own. A quiet pooler
+// lends the check connection the backend it just lent the session (PgBouncer
+// reuses the last one); a busy one moves either connection's statements
+// between its backends, over several rounds. A pooler can still escape the
+// checks, so choose the mode by the deployment, not by this check.
+func (s *session) checkNotPooled(ctx context.Context, pid string, conn *pgconn.PgConn) error {
+	cfg := s.cfg.Copy()
+	cfg.OnNotification = nil
+	check, err := pgconn.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer closeConn(check)
+	checkPID := ""
+	for range poolerChecks {
+		again, err := conn.Exec(ctx, backendSQL).ReadAll()
+		if err != nil {
+			return err
+		}
+		other, err := check.Exec(ctx, backendSQL).ReadAll()
+		if err != nil {
+			return err
+		}
+		if checkPID == "" {
+			checkPID = lastValue(other)
+		}
+		if lastValue(again) != pid || lastValue(other) == pid || lastValue(other) != checkPID {
+			return errPooled
+		}
+	}
+	return nil
+}
+
+// poolerChecks is how many rounds checkNotPooled asks both connections for
+// their backends: each round is one more chance for a pooler to show.
+const poolerChecks = 4
 
 // lastValue returns the first column of the last row of the last result.
 func lastValue(rs []*pgconn.Result) string {
