@@ -7,20 +7,22 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/pgflight/pgflight/pglock"
 )
 
 // Scenario 2: PostgreSQL restarts, in fast and then immediate mode, while a
 // holder computes and other processes wait for it. Every caller returns (the
 // waiters compute without the lock, as fail-open promises), nobody hangs,
 // and soon after the restart the same Groups share work across processes
-// again, without being recreated. No lock is left.
+// again, without being recreated: each worker's lock session was lost and
+// reopened. No lock is left.
 func TestPostgresRestart(t *testing.T) {
 	t.Parallel()
 	pg := startPostgres(t, nil)
 	rd := startRedis(t)
 	ns := namespace(t)
-	// MaxConns 8: pglock's cap is then 4, above the 3 keys of a round.
-	f := startFleet(t, 3, workerConfig{DB: pg.URL(), Redis: rd.URL(), Namespace: ns, MaxConns: 8})
+	f := startFleet(t, 3, workerConfig{DB: pg.URL(), Redis: rd.URL(), Namespace: ns})
 	rdb := newRedis(t, rd.URL())
 
 	// shared runs a round in which every worker fetches 3 new keys at once,
@@ -62,9 +64,11 @@ func TestPostgresRestart(t *testing.T) {
 			send(t, f.ws, command{Op: "fetch", Round: key, Keys: []string{key}, Goroutines: 3, Work: blockFirst, Timeout: timeout})
 			first := f.awaitComputing(t, func(ev event) bool { return ev.Key == key && ev.N == 1 })
 			holder := f.worker(t, first.PID)
-			eventually(t, "the other workers follow the holder", func() bool {
-				return countOn(t, pg.URL(), followersSQL) == len(f.ws)-1
-			})
+			f.awaitFollowers(t, except(f.ws, holder), nil)
+			before := make([]pglock.Stats, len(f.ws))
+			for i, w := range f.ws {
+				before[i] = w.lockStats(t)
+			}
 			start := time.Now()
 			if err := pg.Restart(mode); err != nil {
 				t.Fatal(err)
@@ -94,7 +98,7 @@ func TestPostgresRestart(t *testing.T) {
 				if !ok {
 					t.Logf("%s restart: round %d after it: %d flights computed without the lock (pooled connections the restart killed)", mode, n, opened)
 					if n == 1 {
-						t.Errorf("%d of 9 flights of the first round after the %s restart computed without the lock, want 0: pglock retries on a fresh connection when a pooled one is dead", opened, mode)
+						t.Errorf("%d of 9 flights of the first round after the %s restart computed without the lock, want 0: the lock session reconnects, and sends a try the restart cut once more on the new connection", opened, mode)
 					}
 				}
 				if ok {
@@ -104,6 +108,17 @@ func TestPostgresRestart(t *testing.T) {
 				}
 				if time.Since(restarted) > patience {
 					t.Fatalf("after %v and %d rounds, the fleet still does not share work", patience, n)
+				}
+			}
+			for i, w := range f.ws {
+				st := w.lockStats(t)
+				st.Connects -= before[i].Connects
+				st.SessionLosses -= before[i].SessionLosses
+				st.LocksLost -= before[i].LocksLost
+				t.Logf("%s restart: worker %d's lock session since the restart: %d connections opened, %d lost, %d locks lost, connected %v",
+					mode, w.i, st.Connects, st.SessionLosses, st.LocksLost, st.Connected)
+				if st.SessionLosses == 0 || st.Connects == 0 {
+					t.Errorf("worker %d: %d session losses, %d connections; want the restart to have ended its session and a new one opened", w.i, st.SessionLosses, st.Connects)
 				}
 			}
 			if n := countOn(t, pg.URL(), advisorySQL); n != 0 {

@@ -18,7 +18,8 @@ import (
 )
 
 // proc is a Group standing for a process of its own: its own pool, whose
-// sessions carry the proc's name as application_name, and its own Locker.
+// sessions carry the proc's name as application_name, and its own Locker,
+// whose lock session carries the name followed by " pgflight-lock".
 type proc struct {
 	name   string
 	pool   *pgxpool.Pool
@@ -29,7 +30,7 @@ type proc struct {
 func newProc(t *testing.T, name, url string, cfg pgflight.Config) *proc {
 	t.Helper()
 	pool := newPool(t, url, appName(name))
-	l := pglock.New(pool)
+	l := newLocker(t, pool)
 	cfg.Locker = l
 	if cfg.Logger == nil {
 		cfg.Logger = discard
@@ -37,18 +38,27 @@ func newProc(t *testing.T, name, url string, cfg pgflight.Config) *proc {
 	return &proc{name: name, pool: pool, locker: l, g: newGroup(t, cfg)}
 }
 
-// drained fails t unless p uses no pool connection and, once the server has
-// ended the sessions of the connections p closed, the server has exactly
-// as many sessions of p as its pool has connections: none leaked.
+// drained fails t unless p uses no pool connection and holds no lock and,
+// once the server has ended the sessions of the connections p closed, the
+// server has exactly as many sessions of p as its pool has connections,
+// and one lock session if p's Locker is connected: none leaked.
 func (p *proc) drained(t *testing.T, obs *pgxpool.Pool) {
 	t.Helper()
 	// A release may still be finishing: flights return to their callers
 	// before they release the lock.
-	eventually(t, p.name+" has no pool connection acquired and no Locker connection in use", func() bool {
-		return p.pool.Stat().AcquiredConns() == 0 && p.locker.InUse() == 0
+	eventually(t, p.name+" has no pool connection acquired, no Locker connection in use and no lock held or awaited", func() bool {
+		st := p.locker.Stats()
+		return p.pool.Stat().AcquiredConns() == 0 && p.locker.InUse() == 0 && st.Held == 0 && st.Awaited == 0
 	})
 	eventually(t, p.name+"'s server sessions are its pool's connections", func() bool {
 		return count(t, obs, "select count(*) from pg_stat_activity where application_name = $1", p.name) == int(p.pool.Stat().TotalConns())
+	})
+	eventually(t, p.name+"'s lock sessions on the server are its Locker's one, if connected", func() bool {
+		want := 0
+		if p.locker.Stats().Connected {
+			want = 1
+		}
+		return count(t, obs, "select count(*) from pg_stat_activity where application_name = $1", p.name+" pgflight-lock") == want
 	})
 }
 
@@ -134,7 +144,9 @@ func TestPostgresStalled(t *testing.T) {
 		defer cancel()
 		deadlineOut := fetchAsync(dctx, deadline.g, "k", computes("k", &computed))
 		failClosedOut := fetchAsync(ctx, failClosed.g, "k", computes("k", &computed))
-		eventually(t, "three processes follow the holder", func() bool { return count(t, obs, followersSQL) == 3 })
+		eventually(t, "three processes follow the holder", func() bool {
+			return awaited(lockWait.locker, deadline.locker, failClosed.locker) == 3
+		})
 		if err := pg.Pause(); err != nil {
 			t.Fatal(err)
 		}
@@ -201,6 +213,10 @@ func TestPostgresStalled(t *testing.T) {
 		resumed := time.Now()
 		noLocksLeft(t, obs)
 		measured(t, "stalled server: resume → no advisory lock left", time.Since(resumed))
+		for _, p := range []*proc{holder, lockWait, deadline, failClosed} {
+			st := p.locker.Stats()
+			t.Logf("stalled server: %s's lock session: %d connections opened, %d lost, %d locks lost, %d probes", p.name, st.Connects, st.SessionLosses, st.LocksLost, st.Probes)
+		}
 		for _, p := range []*proc{holder, lockWait, deadline, failClosed, fresh, freshClosed} {
 			p.drained(t, obs)
 		}
@@ -234,7 +250,7 @@ func TestPostgresStalled(t *testing.T) {
 		eventually(t, "the holder holds the lock", func() bool { return count(t, obs, holdersSQL) == 1 })
 		start := time.Now()
 		waited := fetchAsync(ctx, waiter.g, "k", computes("k", &computed))
-		eventually(t, "the waiter follows", func() bool { return count(t, obs, followersSQL) == 1 })
+		eventually(t, "the waiter follows", func() bool { return awaited(waiter.locker) == 1 })
 		px.Stall()
 		o := await(t, "waiter", waited)
 		if o.err != nil || o.v != value("k") {
@@ -271,7 +287,7 @@ func TestPostgresStalled(t *testing.T) {
 		held := fetchAsync(ctx, holder.g, "k", blocksUntil(release, "k", &computed))
 		eventually(t, "the holder holds the lock", func() bool { return count(t, obs, holdersSQL) == 1 })
 		waited := fetchAsync(ctx, waiter.g, "k", computes("k", &computed))
-		eventually(t, "the waiter follows", func() bool { return count(t, obs, followersSQL) == 1 })
+		eventually(t, "the waiter follows", func() bool { return awaited(waiter.locker) == 1 })
 		cut := time.Now()
 		px.Cut()
 		o := await(t, "waiter", waited)
@@ -292,6 +308,14 @@ func TestPostgresStalled(t *testing.T) {
 		noLocksLeft(t, obs)
 		holder.drained(t, obs)
 		waiter.drained(t, obs)
+		// Nobody notified the waiter: its probe found the lock gone. The
+		// holder learnt of its loss at unlock.
+		if st := waiter.locker.Stats(); st.ProbeWakes == 0 {
+			t.Errorf("waiter's probe wakes = %d, want at least 1", st.ProbeWakes)
+		}
+		if st := holder.locker.Stats(); st.SessionLosses != 1 || st.LocksLost != 1 {
+			t.Errorf("holder's Locker: %d session losses, %d locks lost; want 1 and 1", st.SessionLosses, st.LocksLost)
+		}
 	})
 }
 
@@ -323,7 +347,11 @@ func TestLockWaitAcrossFailedHolder(t *testing.T) {
 	const wait = time.Second
 	holder := newProc(t, "holder", pg.URL(), pgflight.Config{Namespace: ns, Cache: redisstore.New(rdb)})
 	follower := newProc(t, "follower", pg.URL(), pgflight.Config{Namespace: ns, Cache: redisstore.New(rdb), LockWait: wait})
-	other := pglock.New(newPool(t, pg.URL()))
+	// The other process queues in PostgreSQL for the exclusive lock
+	// (transaction mode's Lock), so that the release grants it the lock
+	// before the follower can try again; a lock session would race the
+	// follower for it instead.
+	other := newLocker(t, newPool(t, pg.URL()), pglock.WithTransactionMode())
 
 	release := make(chan struct{})
 	held := fetchAsync(ctx, holder.g, "k", func(context.Context) (string, error) {
@@ -333,7 +361,7 @@ func TestLockWaitAcrossFailedHolder(t *testing.T) {
 	eventually(t, "the holder holds the lock", func() bool { return count(t, obs, holdersSQL) == 1 })
 	start := time.Now()
 	followed := fetchAsync(ctx, follower.g, "k", computes("k", new(atomic.Int64)))
-	eventually(t, "the follower follows", func() bool { return count(t, obs, followersSQL) == 1 })
+	eventually(t, "the follower follows", func() bool { return awaited(follower.locker) == 1 })
 	// Another process queues for the lock, and will hold it for long.
 	octx, cancel := context.WithCancel(ctx)
 	defer cancel()

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/pgflight/pgflight"
-	"github.com/pgflight/pgflight/pglock"
 	"github.com/pgflight/pgflight/redisstore"
 )
 
@@ -34,8 +33,8 @@ func TestPostgresUnreachableAtStart(t *testing.T) {
 	}
 	ns := namespace(t)
 	cache := redisstore.New(newRedis(t, rd.URL()))
-	open := newGroup(t, pgflight.Config{Namespace: ns, Cache: cache, Locker: pglock.New(newPool(t, pg.URL())), Logger: discard})
-	closed := newGroup(t, pgflight.Config{Namespace: ns + ".closed", Cache: cache, Locker: pglock.New(newPool(t, pg.URL())), FailClosed: true, Logger: discard})
+	open := newGroup(t, pgflight.Config{Namespace: ns, Cache: cache, Locker: newLocker(t, newPool(t, pg.URL())), Logger: discard})
+	closed := newGroup(t, pgflight.Config{Namespace: ns + ".closed", Cache: cache, Locker: newLocker(t, newPool(t, pg.URL())), FailClosed: true, Logger: discard})
 
 	const n = 10
 	var latencies []time.Duration
@@ -103,7 +102,8 @@ func TestPostgresUnreachableAtStart(t *testing.T) {
 
 	// The cluster lock shares work again: a Group standing for another
 	// process waits for open's computation and receives its value.
-	other := newGroup(t, pgflight.Config{Namespace: ns, Cache: cache, Locker: pglock.New(newPool(t, pg.URL()))})
+	otherLocker := newLocker(t, newPool(t, pg.URL()))
+	other := newGroup(t, pgflight.Config{Namespace: ns, Cache: cache, Locker: otherLocker})
 	release := make(chan struct{})
 	done := make(chan error, 1)
 	go func() {
@@ -124,7 +124,7 @@ func TestPostgresUnreachableAtStart(t *testing.T) {
 		}
 		got <- v
 	}()
-	eventually(t, "the other Group follows", func() bool { return count(t, obs, followersSQL) == 1 })
+	eventually(t, "the other Group follows", func() bool { return awaited(otherLocker) == 1 })
 	close(release)
 	if v := <-got; v != value("shared") {
 		t.Errorf("other Group's Fetch = %q, want open's value", v)
