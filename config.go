@@ -1,9 +1,9 @@
 package pgflight
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"time"
 )
 
@@ -136,19 +136,51 @@ const (
 	releaseTimeout = 5 * time.Second
 )
 
-// withDefaults validates c and fills in its defaults.
+// MaxTTL is the longest duration pgflight accepts for TTL, StaleTTL and
+// MissingTTL, in Config and in options: an entry's fresh and stale times
+// are nanosecond timestamps, and with jitter and a stale window a longer
+// TTL would overflow them (and quietly turn caching off).
+const MaxTTL = 50 * 365 * 24 * time.Hour
+
+// checkDuration reports whether d, the value of the setting named name, is
+// in [0, MaxTTL] (or (0, MaxTTL] if positive).
+func checkDuration(name string, d time.Duration, positive bool) error {
+	switch {
+	case d < 0 || positive && d == 0:
+		return fmt.Errorf("%s: %v, want a positive duration", name, d)
+	case d > MaxTTL:
+		return fmt.Errorf("%s: %v exceeds MaxTTL (50 years)", name, d)
+	}
+	return nil
+}
+
+// withDefaults validates c and fills in its defaults. Each message names
+// one field.
 func (c Config) withDefaults() (Config, error) {
-	if c.TTL < 0 {
-		return c, fmt.Errorf("pgflight: negative TTL %v", c.TTL)
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"TTL", c.TTL}, {"StaleTTL", c.StaleTTL}, {"MissingTTL", c.MissingTTL}, {"LockWait", c.LockWait}, {"RefreshTimeout", c.RefreshTimeout}} {
+		if d.v < 0 {
+			return c, fmt.Errorf("pgflight: %s: negative duration %v", d.name, d.v)
+		}
 	}
-	if c.LockWait < 0 {
-		return c, fmt.Errorf("pgflight: negative LockWait %v", c.LockWait)
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"TTL", c.TTL}, {"StaleTTL", c.StaleTTL}, {"MissingTTL", c.MissingTTL}} {
+		if err := checkDuration(d.name, d.v, false); err != nil {
+			return c, fmt.Errorf("pgflight: %w", err)
+		}
 	}
-	if c.StaleTTL < 0 || c.MissingTTL < 0 || c.RefreshTimeout < 0 || c.MaxRefreshes < 0 {
-		return c, errors.New("pgflight: negative StaleTTL, MissingTTL, RefreshTimeout or MaxRefreshes")
+	if c.MaxRefreshes < 0 {
+		return c, fmt.Errorf("pgflight: MaxRefreshes: %d, want 0 (the default) or more", c.MaxRefreshes)
 	}
-	if c.EarlyRefresh < 0 || c.TTLJitter < 0 || c.TTLJitter >= 1 {
-		return c, fmt.Errorf("pgflight: EarlyRefresh %v must be ≥ 0 and TTLJitter %v in [0, 1)", c.EarlyRefresh, c.TTLJitter)
+	if !(c.EarlyRefresh >= 0) || math.IsInf(c.EarlyRefresh, 0) {
+		return c, fmt.Errorf("pgflight: EarlyRefresh: %v, want a finite number >= 0", c.EarlyRefresh)
+	}
+	if !(c.TTLJitter >= 0 && c.TTLJitter < 1) {
+		return c, fmt.Errorf("pgflight: TTLJitter: %v, want a number in [0, 1)", c.TTLJitter)
 	}
 	if c.MissingTTL == 0 {
 		c.MissingTTL = defaultMissingTTL
@@ -177,8 +209,6 @@ func (c Config) withDefaults() (Config, error) {
 	return c, nil
 }
 
-// errBadTTL is returned for a non-positive WithTTL.
-var errBadTTL = errors.New("pgflight: WithTTL needs a positive duration")
 
 // An Option changes one Fetch call.
 type Option func(*callOptions)
@@ -209,11 +239,11 @@ func applyOptions(o callOptions, opts []Option) callOptions {
 }
 
 // WithTTL sets how long the value computed by this call stays fresh,
-// instead of Config.TTL. A non-positive ttl makes Fetch fail.
+// instead of Config.TTL. A ttl that is not in (0, MaxTTL] makes Fetch fail.
 func WithTTL(ttl time.Duration) Option {
 	return func(o *callOptions) {
-		if ttl <= 0 {
-			o.err = errBadTTL
+		if err := checkDuration("WithTTL", ttl, true); err != nil {
+			o.err = err
 		}
 		o.ttl = ttl
 	}
@@ -223,8 +253,8 @@ func WithTTL(ttl time.Duration) Option {
 // being fresh, for this call, instead of Config.StaleTTL.
 func WithStaleTTL(stale time.Duration) Option {
 	return func(o *callOptions) {
-		if stale < 0 {
-			o.err = errors.New("pgflight: WithStaleTTL needs a duration ≥ 0")
+		if err := checkDuration("WithStaleTTL", stale, false); err != nil {
+			o.err = err
 		}
 		o.stale = stale
 	}
@@ -234,8 +264,8 @@ func WithStaleTTL(stale time.Duration) Option {
 // Config.EarlyRefresh; 0 turns early refresh off.
 func WithEarlyRefresh(beta float64) Option {
 	return func(o *callOptions) {
-		if beta < 0 {
-			o.err = errors.New("pgflight: WithEarlyRefresh needs β ≥ 0")
+		if !(beta >= 0) || math.IsInf(beta, 0) {
+			o.err = fmt.Errorf("WithEarlyRefresh: %v, want a finite number >= 0", beta)
 		}
 		o.beta = beta
 	}
