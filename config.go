@@ -209,7 +209,6 @@ func (c Config) withDefaults() (Config, error) {
 	return c, nil
 }
 
-
 // An Option changes one Fetch call.
 type Option func(*callOptions)
 
