@@ -26,8 +26,10 @@ var errBoom = errors.New("boom")
 // standing for two processes (one failing open after a short LockWait, one
 // FailClosed), with random deadlines, force refreshes and TTLs, and fns that
 // succeed, fail, panic, call runtime.Goexit or block until cancelled.
-// Afterwards no advisory lock is held, no pool connection is acquired, and
-// once the pools and clients are closed no goroutine is left.
+// Afterwards no advisory lock is held, no pool connection is acquired, the
+// Lockers hold and await nothing, and once the Lockers (their lock
+// sessions), pools and clients are closed no goroutine is left. It runs with
+// the default lock session, then in transaction mode.
 //
 // The test is not parallel: goleak sees every goroutine of the process, so
 // it runs alone, while the parallel tests wait for it.
@@ -35,6 +37,21 @@ func TestCancellationStorm(t *testing.T) {
 	ctx := context.Background()
 	pg := startPostgres(t, nil)
 	rd := startRedis(t)
+	for _, tc := range []struct {
+		name string
+		opts []pglock.Option
+	}{
+		{"session", nil},
+		{"transaction", []pglock.Option{pglock.WithTransactionMode(), pglock.WithMaxConns(32)}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			testStorm(ctx, t, pg.URL(), rd.URL(), tc.opts)
+		})
+	}
+}
+
+// testStorm runs scenario 7 with Lockers configured by opts.
+func testStorm(ctx context.Context, t *testing.T, pgURL, redisURL string, opts []pglock.Option) {
 	ignore := goleak.IgnoreCurrent()
 	ns := namespace(t)
 
@@ -45,7 +62,7 @@ func TestCancellationStorm(t *testing.T) {
 		g      *pgflight.Group
 	}
 	open := func(cfg pgflight.Config) side {
-		pcfg, err := pgxpool.ParseConfig(pg.URL())
+		pcfg, err := pgxpool.ParseConfig(pgURL)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -54,12 +71,12 @@ func TestCancellationStorm(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		opt, err := redis.ParseURL(rd.URL())
+		opt, err := redis.ParseURL(redisURL)
 		if err != nil {
 			t.Fatal(err)
 		}
 		s := side{pool: pool, rdb: redis.NewClient(opt)}
-		s.locker = pglock.New(pool, pglock.WithMaxConns(32))
+		s.locker = pglock.New(pool, opts...)
 		cfg.Namespace, cfg.Cache, cfg.Locker, cfg.Logger = ns, redisstore.New(s.rdb), s.locker, discard
 		if s.g, err = pgflight.New(cfg); err != nil {
 			t.Fatal(err)
@@ -168,16 +185,29 @@ func TestCancellationStorm(t *testing.T) {
 		if n := s.locker.InUse(); n != 0 {
 			t.Errorf("Group %d: Locker InUse() = %d after Close, want 0", i, n)
 		}
+		// A release may still be finishing: flights return to their
+		// callers before they release the lock.
+		eventually(t, fmt.Sprintf("Group %d's Locker holds and awaits nothing", i), func() bool {
+			st := s.locker.Stats()
+			return st.Held == 0 && st.Awaited == 0
+		})
+		ls := s.locker.Stats()
+		t.Logf("Group %d's Locker: %d ops in %d round trips, %d notifications, %d probes (%d woke a follower), %d connections, %d lost",
+			i, ls.Ops, ls.RoundTrips, ls.Notifications, ls.Probes, ls.ProbeWakes, ls.Connects, ls.SessionLosses)
 	}
-	obs, err := pgxpool.New(ctx, pg.URL())
+	obs, err := pgxpool.New(ctx, pgURL)
 	if err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()
 	noLocksLeft(t, obs)
-	measured(t, "storm over → no advisory lock in pg_locks", time.Since(start))
+	measured(t, t.Name()+": storm over → no advisory lock in pg_locks", time.Since(start))
 	obs.Close()
+	// The lock session has a goroutine per Locker: Close ends it.
 	for _, s := range sides {
+		if err := s.locker.Close(); err != nil {
+			t.Error(err)
+		}
 		s.pool.Close()
 		s.rdb.Close()
 	}
@@ -194,5 +224,5 @@ func TestCancellationStorm(t *testing.T) {
 			t.Fatalf("goroutines left %v after the pools and clients were closed: %v", patience, err)
 		}
 	}
-	measured(t, "pools and clients closed → no goroutine left", time.Since(start))
+	measured(t, t.Name()+": Lockers, pools and clients closed → no goroutine left", time.Since(start))
 }
