@@ -2,6 +2,8 @@ package pgflight_test
 
 import (
 	"context"
+	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -107,4 +109,41 @@ func TestNamespaceValidation(t *testing.T) {
 		}
 		g.Close()
 	}
+}
+
+// Issue 9.10: a huge key (1 MB here; the report saw 10 MB) is cut short in every error and log line.
+func TestHugeKeyIsTruncatedInErrorsAndLogs(t *testing.T) {
+	ctx := context.Background()
+	key := strings.Repeat("k", 1<<20)
+	var logs strings.Builder
+	var mu sync.Mutex
+	cache := memstore.New()
+	g := newGroup(t, pgflight.Config{Namespace: "huge", Cache: cache, Logger: slog.New(slog.NewTextHandler(lockedWriter{&mu, &logs}, nil))})
+	_, err := pgflight.Fetch(ctx, g, key, func(context.Context) (chan int, error) { return make(chan int), nil })
+	if err == nil || len(err.Error()) > 1000 {
+		t.Errorf("encode error of a 1 MB key: %d bytes, want an error under 1000", len(fmt.Sprint(err)))
+	}
+	// An undecodable entry under the key is logged.
+	if err := cache.Set(ctx, "huge:"+key, []byte("garbage"), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pgflight.Fetch(ctx, g, key, func(context.Context) (int, error) { return 1, nil }); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if logs.Len() == 0 || logs.Len() > 2000 {
+		t.Errorf("logs of a 1 MB key: %d bytes, want a warning under 2000", logs.Len())
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	b  *strings.Builder
+}
+
+func (w lockedWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
 }
