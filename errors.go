@@ -63,7 +63,9 @@ type DecodeError struct {
 	Err error
 }
 
-func (e *DecodeError) Error() string { return fmt.Sprintf("pgflight: decode %s: %v", quoteKey(e.Key), e.Err) }
+func (e *DecodeError) Error() string {
+	return fmt.Sprintf("pgflight: decode %s: %v", quoteKey(e.Key), e.Err)
+}
 
 // Unwrap returns the underlying error.
 func (e *DecodeError) Unwrap() error { return e.Err }
@@ -76,7 +78,9 @@ type EncodeError struct {
 	Err error
 }
 
-func (e *EncodeError) Error() string { return fmt.Sprintf("pgflight: encode %s: %v", quoteKey(e.Key), e.Err) }
+func (e *EncodeError) Error() string {
+	return fmt.Sprintf("pgflight: encode %s: %v", quoteKey(e.Key), e.Err)
+}
 
 // Unwrap returns the underlying error.
 func (e *EncodeError) Unwrap() error { return e.Err }
