@@ -30,6 +30,8 @@ const (
 const (
 	flagNil     byte = 1 << iota // the value was a nil []byte
 	flagMissing                  // a negative entry: the payload is fn's error message
+
+	knownFlags = flagNil | flagMissing
 )
 
 // entry is a decoded envelope.
@@ -68,6 +70,11 @@ func parseEntry(b []byte) (entry, error) {
 	}
 	if b[1] != envVersion {
 		return entry{}, fmt.Errorf("unknown entry version %d", b[1])
+	}
+	if b[2]&^knownFlags != 0 || b[2] == knownFlags {
+		// Unknown bits come from a newer writer or a forged entry; a nil
+		// value cannot also be a negative entry.
+		return entry{}, fmt.Errorf("unknown entry flags %#02x", b[2])
 	}
 	e := entry{
 		flags:      b[2],

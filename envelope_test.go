@@ -86,3 +86,29 @@ func FuzzKeys(f *testing.F) {
 		}
 	})
 }
+
+// Issue 9.12: an entry with flags this version does not know is refused,
+// not served as whatever its known bits say.
+func TestEntryUnknownFlags(t *testing.T) {
+	for _, flags := range []byte{0xFF, 0x04, 0x80, flagNil | flagMissing} {
+		b := appendEntry(nil, entry{flags: flags, payload: []byte("p")})
+		if _, err := parseEntry(b); err == nil {
+			t.Errorf("parseEntry with flags %#02x succeeded, want an error", flags)
+		}
+	}
+	for _, flags := range []byte{0, flagNil, flagMissing} {
+		if _, err := parseEntry(appendEntry(nil, entry{flags: flags})); err != nil {
+			t.Errorf("parseEntry with flags %#02x: %v", flags, err)
+		}
+	}
+}
+
+// The envelope is a wire format shared by every process of every release:
+// its bytes are pinned.
+func TestEntryGoldenBytes(t *testing.T) {
+	e := entry{flags: flagMissing, computedAt: 1, freshUntil: 2, took: 3, payload: []byte("hi")}
+	want := []byte{envMagic, 1, 2, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 3, 'h', 'i'}
+	if got := appendEntry(nil, e); !bytes.Equal(got, want) {
+		t.Errorf("appendEntry = %v, want %v", got, want)
+	}
+}

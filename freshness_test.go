@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"strings"
 	"sync"
@@ -330,3 +331,36 @@ func TestMultiProcessNegativeCache(t *testing.T) {
 }
 
 func logf(x float64) float64 { return math.Log(x) }
+
+// Issue 9.12: a refresh that finds the key missing says so, instead of
+// claiming to keep the stale value it replaced with a negative entry.
+func TestRefreshFindingKeyMissingSaysSo(t *testing.T) {
+	var mu sync.Mutex
+	var logs strings.Builder
+	cache := memstore.New()
+	g, err := pgflight.New(pgflight.Config{Namespace: namespace(t), Cache: cache, TTL: time.Minute, StaleTTL: time.Hour,
+		Logger: slog.New(slog.NewTextHandler(lockedWriter{&mu, &logs}, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := pgflight.Fetch(ctx, g, "k", func(context.Context) (int, error) { return 1, nil }); err != nil {
+		t.Fatal(err)
+	}
+	pgflight.SetClock(g, func() time.Time { return time.Now().Add(2 * time.Minute) }) // stale now
+	refreshed := make(chan struct{})
+	v, err := pgflight.Fetch(ctx, g, "k", func(context.Context) (int, error) {
+		defer close(refreshed)
+		return 0, fmt.Errorf("gone: %w", pgflight.ErrMissing)
+	})
+	if v != 1 || err != nil {
+		t.Fatalf("stale hit = %d, %v; want the stale 1", v, err)
+	}
+	<-refreshed
+	g.Close() // waits for the refresh to finish
+	mu.Lock()
+	defer mu.Unlock()
+	if got := logs.String(); !strings.Contains(got, "negative entry stored") || strings.Contains(got, "stale value kept") {
+		t.Errorf("log = %q, want it to say a negative entry was stored", got)
+	}
+}

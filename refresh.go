@@ -2,6 +2,7 @@ package pgflight
 
 import (
 	"context"
+	"errors"
 	"math"
 	"time"
 )
@@ -102,6 +103,11 @@ func (g *Group) refresh(ctx context.Context, key, ck string, o callOptions, ops 
 	}
 	g.stats.refreshesStarted.Add(1)
 	if _, err := g.computeAndStore(ctx, ck, o, ops); err != nil && ctx.Err() == nil {
+		if errors.Is(err, ErrMissing) {
+			// computeAndStore stored a negative entry in the value's place.
+			g.log.warn(warnRefresh, "pgflight: background refresh found the key missing, negative entry stored", "key", logKey(ck), "err", err)
+			return true
+		}
 		g.log.warn(warnRefresh, "pgflight: background refresh failed, stale value kept", "key", logKey(ck), "err", err)
 		return false
 	}
