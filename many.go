@@ -2,6 +2,7 @@ package pgflight
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime/debug"
 	"slices"
@@ -18,7 +19,7 @@ const maxBatchRounds = 3
 //
 // It reads every key in one round trip when the Cache is a [BatchCache].
 // For the keys still missing it takes the locks it can without waiting
-// (one transaction with a [BatchLocker] such as pglock), reads them again,
+// (one round trip with a [BatchLocker] such as pglock), reads them again,
 // and calls fn once with the keys it holds; the keys that another process
 // is computing it waits for, holding no lock, then reads. A batch never
 // waits while it holds a lock, so overlapping batches in different
@@ -36,7 +37,9 @@ const maxBatchRounds = 3
 // FetchMany runs in the caller's goroutine and fn gets the caller's ctx.
 // Unlike Fetch, it does not join other calls in this process: overlapping
 // calls coordinate through the Locker, as processes do. Duplicate keys are
-// fetched once; an empty key is [ErrInvalidKey].
+// fetched once; an empty key is [ErrInvalidKey]. [WithForceRefresh] is
+// refused with an error (refresh keys one by one with Fetch); the other
+// options apply to every key.
 func FetchMany[T any](ctx context.Context, g *Group, keys []string, fn func(ctx context.Context, missing []string) (map[string]T, error), opts ...Option) (map[string]T, error) {
 	if fn == nil {
 		return nil, fmt.Errorf("pgflight: fetch many: nil fn")
@@ -53,6 +56,9 @@ func FetchMany[T any](ctx context.Context, g *Group, keys []string, fn func(ctx 
 		}
 	}
 	o := g.options(opts)
+	if o.err == nil && o.force {
+		o.err = errManyForce
+	}
 	if o.err != nil {
 		return nil, fmt.Errorf("pgflight: fetch many: %w", o.err)
 	}
@@ -65,6 +71,10 @@ func FetchMany[T any](ctx context.Context, g *Group, keys []string, fn func(ctx 
 	}
 	return b.out, nil
 }
+
+// errManyForce refuses WithForceRefresh in FetchMany, which would
+// otherwise return cached values without calling fn.
+var errManyForce = errors.New("WithForceRefresh is not supported by FetchMany: refresh keys one by one with Fetch")
 
 // batch is one FetchMany call.
 type batch[T any] struct {

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/pgflight/pgflight"
+	"github.com/pgflight/pgflight/memstore"
 )
 
 // square is a batch fn that returns k² for numeric keys "n" it knows, and
@@ -144,4 +145,26 @@ func sameKeys(a, b []string) bool {
 	slices.Sort(a)
 	slices.Sort(b)
 	return strings.Join(a, ",") == strings.Join(b, ",")
+}
+
+// Issue 9.9: FetchMany refuses WithForceRefresh rather than returning
+// cached values without calling fn.
+func TestFetchManyRefusesForceRefresh(t *testing.T) {
+	g := newGroup(t, pgflight.Config{Cache: memstore.New()})
+	calls := 0
+	fn := func(_ context.Context, keys []string) (map[string]int, error) {
+		calls++
+		out := map[string]int{}
+		for _, k := range keys {
+			out[k] = calls
+		}
+		return out, nil
+	}
+	if _, err := pgflight.FetchMany(context.Background(), g, []string{"a"}, fn); err != nil {
+		t.Fatal(err)
+	}
+	got, err := pgflight.FetchMany(context.Background(), g, []string{"a"}, fn, pgflight.WithForceRefresh())
+	if err == nil || !strings.Contains(err.Error(), "WithForceRefresh") {
+		t.Fatalf("FetchMany with WithForceRefresh = %v, %v; want an error naming the option", got, err)
+	}
 }
