@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"strconv"
@@ -47,6 +48,7 @@ const (
 	// maxCallsPerStatement keeps a statement's columns (two per unlock)
 	// under PostgreSQL's 1,664.
 	maxCallsPerStatement = 800
+	probeChunk           = 256
 	backendSQL           = "select pg_backend_pid()"
 )
 
@@ -624,7 +626,13 @@ func (s *session) send(conn *pgconn.PgConn, b batch) {
 	case b.unlisten:
 		add(unlistenSQL)
 	}
-	calls(probeFn, b.probes, false)
+	// Each probe statement holds a shared lock per id until its implicit
+	// transaction ends: a COMMIT after every probeChunk ids keeps that
+	// within a small share of the server's lock table.
+	for chunk := range slices.Chunk(b.probes, probeChunk) {
+		calls(probeFn, chunk, false)
+		add("commit")
+	}
 	calls(tryFn, tries, false)
 
 	// A deadline on the socket bounds the round trip (a context would cost
@@ -682,7 +690,16 @@ func (s *session) send(conn *pgconn.PgConn, b batch) {
 		}
 		next += 2 // (un)listen, commit
 	}
-	free, probed := read(b.probes, 1)
+	free, probed := map[int64]bool{}, true
+	for chunk := range slices.Chunk(b.probes, probeChunk) {
+		f, ok := read(chunk, 1)
+		if !ok {
+			probed = false
+			break
+		}
+		maps.Copy(free, f)
+		next++ // commit
+	}
 	took, tried := read(tries, 1)
 	for _, id := range b.probes {
 		if free[id] && s.wake(id) {
