@@ -100,41 +100,64 @@ func (b *batch[T]) run(ctx context.Context, keys []string) error {
 			g.stats.failOpens.Add(1)
 			return b.compute(ctx, pending)
 		}
-		ids, byID := b.ids(pending)
-		var held []bool
-		var unlock func(context.Context) error
-		err := g.waitLock(ctx, wctx, func(wctx context.Context) error {
-			var err error
-			held, unlock, err = bl.TryLockMany(wctx, ids)
-			return err
-		})
-		if err != nil {
-			return b.lockFailed(ctx, pending, err)
-		}
-		var ours, theirs []string
-		var theirIDs []int64
-		for i, id := range ids {
-			if held[i] {
-				ours = append(ours, byID[id]...)
-			} else {
-				theirs = append(theirs, byID[id]...)
-				theirIDs = append(theirIDs, id)
-			}
-		}
-		if len(ours) > 0 {
-			if err := b.computeHeld(ctx, ours, unlock); err != nil {
+		// Lock and compute what no one else computes, a chunk at a time,
+		// so a batch never takes more than manyChunk locks at once.
+		var theirs []string
+		for chunk := range slices.Chunk(pending, manyChunk) {
+			t, err := b.lockChunk(ctx, wctx, bl, chunk)
+			if err != nil {
 				return err
 			}
+			theirs = append(theirs, t...)
 		}
 		if len(theirs) == 0 {
 			return nil
 		}
-		if err := g.waitLock(ctx, wctx, func(wctx context.Context) error { return bl.WaitMany(wctx, theirIDs) }); err != nil {
-			return b.lockFailed(ctx, theirs, err)
+		// Then wait, holding no lock, for the keys others hold (or that a
+		// lock budget left untried: those are free, and the next round
+		// takes them).
+		ids, _ := b.ids(theirs)
+		for chunk := range slices.Chunk(ids, manyChunk) {
+			if err := g.waitLock(ctx, wctx, func(wctx context.Context) error { return bl.WaitMany(wctx, chunk) }); err != nil {
+				return b.lockFailed(ctx, theirs, err)
+			}
 		}
 		pending = b.lookup(ctx, theirs, &g.stats.received)
 	}
 	return nil
+}
+
+// manyChunk is how many keys FetchMany locks, or waits for, at once.
+const manyChunk = 256
+
+// lockChunk takes the locks of keys that no one holds, computes those keys
+// still missing, releases them, and returns the keys it did not lock.
+func (b *batch[T]) lockChunk(ctx, wctx context.Context, bl BatchLocker, keys []string) ([]string, error) {
+	ids, byID := b.ids(keys)
+	var held []bool
+	var unlock func(context.Context) error
+	err := b.g.waitLock(ctx, wctx, func(wctx context.Context) error {
+		var err error
+		held, unlock, err = bl.TryLockMany(wctx, ids)
+		return err
+	})
+	if err != nil {
+		return nil, b.lockFailed(ctx, keys, err)
+	}
+	var ours, theirs []string
+	for i, id := range ids {
+		if held[i] {
+			ours = append(ours, byID[id]...)
+		} else {
+			theirs = append(theirs, byID[id]...)
+		}
+	}
+	if len(ours) > 0 {
+		if err := b.computeHeld(ctx, ours, unlock); err != nil {
+			return nil, err
+		}
+	}
+	return theirs, nil
 }
 
 // lockEach locks keys one by one with a plain Locker, in ascending id

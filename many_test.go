@@ -168,3 +168,54 @@ func TestFetchManyRefusesForceRefresh(t *testing.T) {
 		t.Fatalf("FetchMany with WithForceRefresh = %v, %v; want an error naming the option", got, err)
 	}
 }
+
+// Issue 9.4 and 9.5: a FetchMany waiting for one slow key holds no lock
+// while it waits (it used to hold a shared lock per awaited key, filling
+// PostgreSQL's lock table), and a Fetch of an unrelated key elsewhere does
+// not wait behind it.
+func TestFetchManyWaitsHoldingNothing(t *testing.T) {
+	ctx := context.Background()
+	ns := namespace(t)
+	cfg := fleetConfig(t)
+	pool := newPool(t)
+	unlock := holdLock(t, pool, ns, "slow") // another process computes "slow"
+	g := newGroup(t, pgflight.Config{Namespace: ns, Cache: cfg.Cache, Locker: cfg.Locker})
+	keys := []string{"slow"}
+	for i := range 2000 {
+		keys = append(keys, fmt.Sprintf("k%d", i))
+	}
+	done := make(chan error, 1)
+	go func() {
+		got, err := pgflight.FetchMany(ctx, g, keys, func(_ context.Context, missing []string) (map[string]string, error) {
+			out := map[string]string{}
+			for _, k := range missing {
+				out[k] = k
+			}
+			return out, nil
+		})
+		if err == nil && len(got) != len(keys) {
+			err = fmt.Errorf("got %d values, want %d", len(got), len(keys))
+		}
+		done <- err
+	}()
+	eventually(t, "FetchMany waits for the slow key", func() bool { return awaited(cfg.Locker) == 1 })
+	if n := advisoryLocks(t, pool); n != 1 {
+		t.Errorf("advisory locks while FetchMany waits = %d, want 1 (the slow key's holder)", n)
+	}
+	other := newGroup(t, pgflight.Config{Namespace: ns, Cache: cfg.Cache, Locker: fleetConfig(t).Locker})
+	if v, err := pgflight.Fetch(ctx, other, "k1999-unrelated", func(context.Context) (string, error) { return "free", nil }); v != "free" || err != nil {
+		t.Fatalf("unrelated Fetch = %q, %v", v, err)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("FetchMany returned (%v) while the slow key was held", err)
+	default:
+	}
+	unlock(ctx) // the holder stored nothing: FetchMany computes it
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if n := g.Stats().FailOpens; n != 0 {
+		t.Errorf("FetchMany of %d keys failed open %d times, want 0: every key under its lock", len(keys), n)
+	}
+}
