@@ -16,12 +16,13 @@ import (
 	"github.com/pgflight/pgflight/pglock"
 )
 
-// Scenario 8: far more concurrent distinct-key computations than the
-// server's lock table could hold (3,000 keys, 500 ms each, from one
-// process, against max_locks_per_transaction = 10 and max_connections = 20,
-// a table of a few hundred locks). pglock caps its connections, and so its
-// locks (one per connection); past the cap a flight gets ErrBusy at once and
-// computes without the cluster lock. No caller gets an error, the lock table
+// Scenario 8, transaction mode (pglock.WithTransactionMode, the mode for
+// PgBouncer transaction pooling): far more concurrent distinct-key
+// computations than the server's lock table could hold (3,000 keys, 500 ms
+// each, from one process, against max_locks_per_transaction = 10 and
+// max_connections = 20, a table of 200 locks). pglock caps its
+// connections, and so its locks (one per connection); past the cap a
+// flight gets ErrBusy at once and computes without the cluster lock. No caller gets an error, the lock table
 // never fills, and another client inserting a row every 20 ms (and opening
 // a session every 200 ms) never fails. Then another application fills the
 // lock table itself: pgflight still returns values (or, FailClosed,
@@ -32,8 +33,9 @@ func TestLockTableExhaustion(t *testing.T) {
 	pg := startPostgres(t, map[string]string{"max_locks_per_transaction": "10", "max_connections": "20"})
 	const lockConns = 10
 	pool := newPool(t, pg.URL(), maxConns(12))
-	g := newGroup(t, pgflight.Config{Locker: pglock.New(pool, pglock.WithMaxConns(lockConns)), Logger: discard})
-	gClosed := newGroup(t, pgflight.Config{Locker: pglock.New(pool, pglock.WithMaxConns(2)), FailClosed: true, Logger: discard})
+	tx := pglock.WithTransactionMode()
+	g := newGroup(t, pgflight.Config{Locker: newLocker(t, pool, tx, pglock.WithMaxConns(lockConns)), Logger: discard})
+	gClosed := newGroup(t, pgflight.Config{Locker: newLocker(t, pool, tx, pglock.WithMaxConns(2)), FailClosed: true, Logger: discard})
 
 	t.Run("3000 keys", func(t *testing.T) {
 		p := startProbe(t, pg.URL())
@@ -103,43 +105,58 @@ func TestLockTableExhaustion(t *testing.T) {
 	})
 
 	t.Run("table filled by another client", func(t *testing.T) {
-		fill, err := pgx.Connect(ctx, pg.URL())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer fill.Close(ctx)
-		held := fillLockTable(t, fill)
-		t.Logf("another client holds %d advisory locks; the table is full", held)
-		v, err := pgflight.Fetch(ctx, g, "full", func(context.Context) (string, error) { return value("full"), nil })
-		if err != nil || v != value("full") {
-			t.Errorf("Fetch with the lock table full = %q, %v; want the value, computed without the lock", v, err)
-		}
-		_, err = pgflight.Fetch(ctx, gClosed, "full-closed", func(context.Context) (string, error) { return value("full-closed"), nil })
-		if !errors.Is(err, pgflight.ErrLockUnavailable) {
-			t.Errorf("FailClosed Fetch with the lock table full: %v, want ErrLockUnavailable", err)
-		}
-		t.Logf("FailClosed: %v", err)
-		if _, err := fill.Exec(ctx, "rollback"); err != nil {
-			t.Fatal(err)
-		}
-		freed := time.Now()
-		before := g.Stats().FailOpens
-		for i := 0; ; i++ {
-			key := fmt.Sprintf("freed-%d", i)
-			if _, err := pgflight.Fetch(ctx, g, key, func(context.Context) (string, error) { return value(key), nil }); err != nil {
-				t.Fatal(err)
-			}
-			if after := g.Stats().FailOpens; after == before {
-				measured(t, "lock table freed → a computation under the cluster lock again", time.Since(freed))
-				break
-			} else {
-				before = after
-			}
-			if time.Since(freed) > patience {
-				t.Fatalf("no computation took the lock within %v of the table's freeing", patience)
-			}
-		}
+		testTableFilled(t, pg.URL(), g, gClosed)
 	})
+}
+
+// testTableFilled fills the lock table of the server at url from a client
+// of its own while g and gClosed run (each has fetched a key, so their
+// connections are open: a new session cannot even log in once the table
+// is full): g still returns values, computed without the lock, gClosed
+// ErrLockUnavailable; once the table is freed, g takes the lock again.
+func testTableFilled(t *testing.T, url string, g, gClosed *pgflight.Group) {
+	ctx := context.Background()
+	for _, g := range []*pgflight.Group{g, gClosed} {
+		if _, err := pgflight.Fetch(ctx, g, "before", func(context.Context) (string, error) { return value("before"), nil }); err != nil {
+			t.Fatalf("Fetch before the table fills: %v", err)
+		}
+	}
+	fill, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fill.Close(ctx)
+	held := fillLockTable(t, fill)
+	t.Logf("another client holds %d advisory locks; the table is full", held)
+	v, err := pgflight.Fetch(ctx, g, "full", func(context.Context) (string, error) { return value("full"), nil })
+	if err != nil || v != value("full") {
+		t.Errorf("Fetch with the lock table full = %q, %v; want the value, computed without the lock", v, err)
+	}
+	_, err = pgflight.Fetch(ctx, gClosed, "full-closed", func(context.Context) (string, error) { return value("full-closed"), nil })
+	if !errors.Is(err, pgflight.ErrLockUnavailable) {
+		t.Errorf("FailClosed Fetch with the lock table full: %v, want ErrLockUnavailable", err)
+	}
+	t.Logf("FailClosed: %v", err)
+	if _, err := fill.Exec(ctx, "rollback"); err != nil {
+		t.Fatal(err)
+	}
+	freed := time.Now()
+	before := g.Stats().FailOpens
+	for i := 0; ; i++ {
+		key := fmt.Sprintf("freed-%d", i)
+		if _, err := pgflight.Fetch(ctx, g, key, func(context.Context) (string, error) { return value(key), nil }); err != nil {
+			t.Fatal(err)
+		}
+		if after := g.Stats().FailOpens; after == before {
+			measured(t, t.Name()+": lock table freed → a computation under the cluster lock again", time.Since(freed))
+			break
+		} else {
+			before = after
+		}
+		if time.Since(freed) > patience {
+			t.Fatalf("no computation took the lock within %v of the table's freeing", patience)
+		}
+	}
 }
 
 // fillLockTable makes conn take advisory locks in one transaction until
@@ -177,14 +194,36 @@ func fillLockTable(t *testing.T, conn *pgx.Conn) int {
 	return held
 }
 
-// probe is another client of the server: it inserts a row every 20 ms,
-// reading the number of advisory locks in the same statement, and opens a
-// session of its own every 200 ms.
+// probe is the application's own client of the server: every 20 ms it
+// inserts a row, reading in the same statement the number of advisory
+// locks and a view over probeTables tables (a statement that locks more
+// relations than a backend's 16 fast-path slots, so that it needs the
+// shared lock table), and every 200 ms it opens a session of its own.
+const probeTables = 20
+
+// The probe's statements: probeSetupSQL creates its tables and view,
+// probeSQL is its query.
+var (
+	probeSetupSQL = func() string {
+		sql := "create table if not exists probe (at timestamptz)"
+		var union []string
+		for i := range probeTables {
+			sql += fmt.Sprintf("; create table if not exists probe_%d (x int)", i)
+			union = append(union, fmt.Sprintf("select x from probe_%d", i))
+		}
+		return sql + "; create or replace view probe_wide as " + strings.Join(union, " union all ")
+	}()
+	probeSQL = "insert into probe values (now()) returning (select count(*) from pg_locks where locktype = 'advisory'), (select count(*) from pg_locks where locktype = 'advisory' and mode = 'ExclusiveLock'), (select count(*) from probe_wide)"
+)
+
 type probe struct {
 	done     chan struct{}
 	finished chan struct{}
 	inserts  int
 	maxLocks int
+	// maxExclusive is the most exclusive advisory locks seen at once;
+	// maxLocks - maxExclusive are shared ones, as pglock's probes take.
+	maxExclusive int
 	errs     []error
 }
 
@@ -195,7 +234,7 @@ func startProbe(t *testing.T, url string) *probe {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := conn.Exec(ctx, "create table if not exists probe (at timestamptz)"); err != nil {
+	if _, err := conn.Exec(ctx, probeSetupSQL); err != nil {
 		t.Fatal(err)
 	}
 	p := &probe{done: make(chan struct{}), finished: make(chan struct{})}
@@ -210,14 +249,15 @@ func startProbe(t *testing.T, url string) *probe {
 				return
 			case <-tick.C:
 			}
-			var locks int
-			err := conn.QueryRow(ctx, "insert into probe values (now()) returning (select count(*) from pg_locks where locktype = 'advisory')").Scan(&locks)
+			var locks, exclusive int
+			err := conn.QueryRow(ctx, probeSQL).Scan(&locks, &exclusive, new(int))
 			if err != nil {
 				p.errs = append(p.errs, fmt.Errorf("insert: %w", err))
 				continue
 			}
 			p.inserts++
 			p.maxLocks = max(p.maxLocks, locks)
+			p.maxExclusive = max(p.maxExclusive, exclusive)
 			if i%10 == 0 {
 				c, err := pgx.Connect(ctx, url)
 				if err == nil {

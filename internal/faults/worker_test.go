@@ -231,6 +231,7 @@ func childMain() int {
 	say(event{Ev: "ready"})
 	var wg sync.WaitGroup
 	sc := bufio.NewScanner(os.Stdin)
+	sc.Buffer(nil, 64<<20) // a fetch command may name 10,000 keys
 loop:
 	for sc.Scan() {
 		var c command
