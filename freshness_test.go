@@ -364,3 +364,13 @@ func TestRefreshFindingKeyMissingSaysSo(t *testing.T) {
 		t.Errorf("log = %q, want it to say a negative entry was stored", got)
 	}
 }
+
+// Issue 9.6: refreshing many keys costs O(1) per refresh, amortised: the
+// cooldown map is swept a logarithmic number of times, not once per
+// refresh once it holds 4,096 live entries.
+func TestCooldownSweepsAmortised(t *testing.T) {
+	g := newGroup(t, pgflight.Config{})
+	if n := pgflight.SetCooldowns(g, 64000); n > 10 {
+		t.Errorf("64,000 refreshed keys swept the cooldown map %d times, want a handful (amortised O(1))", n)
+	}
+}

@@ -34,7 +34,10 @@ type Group struct {
 	flights    map[flightKey]*flight
 	refreshing map[string]struct{}  // cache keys with a background refresh running
 	cooldown   map[string]time.Time // cache key → no background refresh before then
-	running    sync.WaitGroup       // flight and refresh goroutines
+	// cooldownNext is the size of cooldown that triggers its next sweep;
+	// cooldownSweeps counts sweeps (for tests).
+	cooldownNext, cooldownSweeps int
+	running                      sync.WaitGroup // flight and refresh goroutines
 }
 
 // New returns a Group configured by cfg, filling in the defaults documented

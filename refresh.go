@@ -7,8 +7,8 @@ import (
 	"time"
 )
 
-// cooldownSweepAt is the size of Group.cooldown past which expired entries
-// are swept.
+// cooldownSweepAt is the smallest size of Group.cooldown at which expired
+// entries are swept.
 const cooldownSweepAt = 4096
 
 // refreshEarly reports whether a fresh hit on e should start an early
@@ -116,14 +116,21 @@ func (g *Group) refresh(ctx context.Context, key, ck string, o callOptions, ops 
 
 // setCooldown records that ck needs no background refresh before until.
 // g.mu is held.
+//
+// The map is swept of expired entries when it reaches twice its size after
+// the last sweep (4096 at least): a sweep of n entries comes after n
+// insertions, so each costs O(1) amortised, however many keys are
+// refreshed and whether or not their cooldowns have expired.
 func (g *Group) setCooldown(ck string, until time.Time) {
-	if len(g.cooldown) >= cooldownSweepAt {
+	if len(g.cooldown) >= max(cooldownSweepAt, g.cooldownNext) {
 		now := time.Now()
 		for k, t := range g.cooldown {
 			if now.After(t) {
 				delete(g.cooldown, k)
 			}
 		}
+		g.cooldownSweeps++
+		g.cooldownNext = 2 * len(g.cooldown)
 	}
 	g.cooldown[ck] = until
 }
