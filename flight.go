@@ -95,10 +95,20 @@ func (g *Group) do(ctx context.Context, key string, o callOptions, ops valueOps)
 // wait returns the flight's result, or ctx.Err() as soon as ctx ends. The
 // last caller to leave cancels the computation and forgets the flight, so a
 // newcomer starts afresh instead of inheriting a cancelled flight.
+//
+// Close ends every wait at once with ErrClosed: a computation that ignores
+// its cancelled context may finish later, but its callers have left.
 func (g *Group) wait(ctx context.Context, fk flightKey, f *flight) (any, error) {
 	select {
 	case <-f.done:
 		return f.val, f.err
+	case <-g.closing.Done():
+		select {
+		case <-f.done:
+			return f.val, f.err
+		default:
+		}
+		return nil, fmt.Errorf("pgflight: fetch %s: %w", quoteKey(fk.key), ErrClosed)
 	case <-ctx.Done():
 	}
 	g.mu.Lock()

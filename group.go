@@ -70,27 +70,45 @@ func New(cfg Config) (*Group, error) {
 	return g, nil
 }
 
-// Close stops the Group: later calls of Fetch and Delete return ErrClosed,
-// computations in flight and background refreshes have their context
-// cancelled, and the callers of those flights get ErrClosed. Close waits for the flights' goroutines to return, then
-// returns nil. It closes neither the Cache nor the Locker, which the caller
-// owns. Calling Close again does nothing.
+// Close stops the Group and waits for its goroutines: it is
+// Shutdown(context.Background()), and returns nil.
 func (g *Group) Close() error {
+	return g.Shutdown(context.Background())
+}
+
+// Shutdown stops the Group: later calls of Fetch, FetchMany and Delete
+// return ErrClosed; computations in flight (Fetch's and FetchMany's) and
+// background refreshes have their context cancelled; and every caller still
+// waiting for a flight returns ErrClosed at once, whether or not its fn
+// honours the cancellation. Shutdown then waits, within ctx, for the
+// Group's goroutines and for FetchMany calls in flight to return, so that
+// nothing is stored after it returns nil; if ctx ends first it returns
+// ctx.Err(), and a computation that ignores its context may still store
+// its value later. It closes neither the Cache nor the Locker, which the
+// caller owns. Calling it again only waits again.
+func (g *Group) Shutdown(ctx context.Context) error {
 	g.mu.Lock()
-	if g.closed {
-		g.mu.Unlock()
-		return nil
-	}
-	g.closed = true
-	g.cancelAll()
-	for _, f := range g.flights {
-		if f.cancel != nil {
-			f.cancel(ErrClosed)
+	if !g.closed {
+		g.closed = true
+		g.cancelAll()
+		for _, f := range g.flights {
+			if f.cancel != nil {
+				f.cancel(ErrClosed)
+			}
 		}
 	}
 	g.mu.Unlock()
-	g.running.Wait()
-	return nil
+	done := make(chan struct{})
+	go func() {
+		g.running.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("pgflight: shutdown: %w", ctx.Err())
+	}
 }
 
 // Delete removes key's entry from the cache, so that the next Fetch

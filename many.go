@@ -62,12 +62,28 @@ func FetchMany[T any](ctx context.Context, g *Group, keys []string, fn func(ctx 
 	if o.err != nil {
 		return nil, fmt.Errorf("pgflight: fetch many: %w", o.err)
 	}
-	if g.isClosed() {
+	// Close cancels the batch and waits for it, as for Fetch's flights.
+	g.mu.Lock()
+	if g.closed {
+		g.mu.Unlock()
 		return nil, fmt.Errorf("pgflight: fetch many: %w", ErrClosed)
 	}
+	g.running.Add(1)
+	g.mu.Unlock()
+	defer g.running.Done()
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	stop := context.AfterFunc(g.closing, func() { cancel(ErrClosed) })
+	defer stop()
 	b := &batch[T]{g: g, o: o, fn: fn, out: make(map[string]T, len(uniq))}
 	if err := b.run(ctx, uniq); err != nil {
+		if errors.Is(context.Cause(ctx), ErrClosed) {
+			return nil, fmt.Errorf("pgflight: fetch many: %w", ErrClosed)
+		}
 		return nil, err
+	}
+	if g.isClosed() {
+		return nil, fmt.Errorf("pgflight: fetch many: %w", ErrClosed)
 	}
 	return b.out, nil
 }
