@@ -1,6 +1,7 @@
 package redisstore
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -15,15 +16,26 @@ import (
 //
 // Create a Store with [New]; the zero value is not usable.
 type Store struct {
-	client redis.UniversalClient
-	prefix string
+	client    redis.UniversalClient
+	prefix    string
+	deadlines bool // go-redis applies ctx deadlines to client's sockets
 }
 
 // New returns a Store that keeps its entries in Redis through client,
 // configured by opts. It sends nothing to the server. The caller keeps
 // client, and closes it when done; the Store has nothing to close.
+//
+// Every call of the Store returns once its ctx ends, whatever client's
+// options, even if the server has stalled. New reads client's options
+// once: if client is a *redis.Client, *redis.ClusterClient or *redis.Ring
+// with ContextTimeoutEnabled, go-redis itself stops at a ctx deadline, and
+// a call with a deadline, or with a ctx that never ends, runs in the
+// caller's goroutine at no extra cost. Any other call, for example through
+// a client from [redis.ParseURL], sends its command from a goroutine of its
+// own and returns when ctx ends; the command then finishes in the
+// background, within the client's ReadTimeout (see the package doc).
 func New(client redis.UniversalClient, opts ...Option) *Store {
-	s := &Store{client: client}
+	s := &Store{client: client, deadlines: appliesDeadlines(client)}
 	for _, o := range opts {
 		o(s)
 	}
@@ -34,7 +46,14 @@ func New(client redis.UniversalClient, opts ...Option) *Store {
 // error if there is none. The returned slice is the reply go-redis read for
 // this call, not shared with anyone: it belongs to the caller.
 func (s *Store) Get(ctx context.Context, key string) (val []byte, ok bool, err error) {
-	val, err = s.client.Get(ctx, s.key(key)).Bytes()
+	k := s.key(key)
+	if s.inline(ctx) {
+		val, err = s.client.Get(ctx, k).Bytes()
+	} else {
+		val, err = detach(ctx, func(ctx context.Context) ([]byte, error) {
+			return s.client.Get(ctx, k).Bytes()
+		})
+	}
 	if errors.Is(err, redis.Nil) {
 		return nil, false, nil
 	}
@@ -49,7 +68,17 @@ func (s *Store) Get(ctx context.Context, key string) (val []byte, ok bool, err e
 // and is at least 1 ms: a shorter or non-positive ttl never means "no
 // expiry".
 func (s *Store) Set(ctx context.Context, key string, val []byte, ttl time.Duration) error {
-	if err := s.client.Set(ctx, s.key(key), val, expiry(ttl)).Err(); err != nil {
+	k, exp := s.key(key), expiry(ttl)
+	var err error
+	if s.inline(ctx) {
+		err = s.client.Set(ctx, k, val, exp).Err()
+	} else {
+		val := bytes.Clone(val) // the caller owns val again once Set returns
+		err = detachErr(ctx, func(ctx context.Context) error {
+			return s.client.Set(ctx, k, val, exp).Err()
+		})
+	}
+	if err != nil {
 		return wrap(ctx, "set", err)
 	}
 	return nil
@@ -58,7 +87,16 @@ func (s *Store) Set(ctx context.Context, key string, val []byte, ttl time.Durati
 // Delete removes the entry stored under key with DEL. Deleting a missing key
 // is not an error.
 func (s *Store) Delete(ctx context.Context, key string) error {
-	if err := s.client.Del(ctx, s.key(key)).Err(); err != nil {
+	k := s.key(key)
+	var err error
+	if s.inline(ctx) {
+		err = s.client.Del(ctx, k).Err()
+	} else {
+		err = detachErr(ctx, func(ctx context.Context) error {
+			return s.client.Del(ctx, k).Err()
+		})
+	}
+	if err != nil {
 		return wrap(ctx, "delete", err)
 	}
 	return nil

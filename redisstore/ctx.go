@@ -1,0 +1,98 @@
+package redisstore
+
+import (
+	"context"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// appliesDeadlines reports whether go-redis sets the socket deadlines of
+// client from ctx deadlines: whether the options of a *redis.Client (the
+// Sentinel failover client included), *redis.ClusterClient or *redis.Ring
+// have ContextTimeoutEnabled. Any other UniversalClient, such as a wrapper,
+// is assumed not to.
+func appliesDeadlines(client redis.UniversalClient) bool {
+	switch c := client.(type) {
+	case *redis.Client:
+		return c.Options().ContextTimeoutEnabled
+	case *redis.ClusterClient:
+		return c.Options().ContextTimeoutEnabled
+	case *redis.Ring:
+		return c.Options().ContextTimeoutEnabled
+	}
+	return false
+}
+
+// inline reports whether a call with ctx may wait for go-redis in the
+// caller's goroutine: ctx can never end, or it has a deadline that go-redis
+// applies to the socket itself. Otherwise go-redis would wait for a stalled
+// server until its ReadTimeout whatever ctx says, and the call goes through
+// [detach].
+func (s *Store) inline(ctx context.Context) bool {
+	if ctx.Done() == nil {
+		return true
+	}
+	if !s.deadlines {
+		return false
+	}
+	_, ok := ctx.Deadline()
+	return ok
+}
+
+// detach calls fn(ctx) in a goroutine of its own and returns its results,
+// or ctx.Err() as soon as ctx ends. fn then finishes in the background with
+// the same ended ctx, which stops go-redis from retrying or waiting for a
+// pooled connection; a command already sent waits for its reply until the
+// client's ReadTimeout, and go-redis then discards the connection, so the
+// next command never reads a stale reply.
+func detach[T any](ctx context.Context, fn func(context.Context) (T, error)) (T, error) {
+	var zero T
+	if err := ctx.Err(); err != nil {
+		return zero, err
+	}
+	type result struct {
+		val   T
+		err   error
+		panic any
+	}
+	// Unbuffered: a result is handed over only to a caller that takes it,
+	// and a caller that has left is seen through ctx, so the goroutine
+	// never blocks for good.
+	done := make(chan result)
+	go func() {
+		var r result
+		// A panic in the client (one of its hooks) is re-raised in the
+		// caller if it is still waiting, as it would be without detach;
+		// if not, it crashes the program rather than vanish.
+		defer func() {
+			if p := recover(); p != nil {
+				r.panic = p
+			}
+			select {
+			case done <- r:
+			case <-ctx.Done():
+				if r.panic != nil {
+					panic(r.panic)
+				}
+			}
+		}()
+		r.val, r.err = fn(ctx)
+	}()
+	select {
+	case r := <-done:
+		if r.panic != nil {
+			panic(r.panic)
+		}
+		return r.val, r.err
+	case <-ctx.Done():
+		return zero, ctx.Err()
+	}
+}
+
+// detachErr is [detach] for a fn that returns only an error.
+func detachErr(ctx context.Context, fn func(context.Context) error) error {
+	_, err := detach(ctx, func(ctx context.Context) (struct{}, error) {
+		return struct{}{}, fn(ctx)
+	})
+	return err
+}
