@@ -213,11 +213,18 @@ func (c Config) withDefaults() (Config, error) {
 type Option func(*callOptions)
 
 type callOptions struct {
-	ttl   time.Duration
+	reread bool // a re-read in the same flight: its decode errors were counted
+	ttl    time.Duration
 	stale time.Duration
 	beta  float64
 	force bool
 	err   error
+}
+
+// again returns o for a re-read of the key in the same flight or batch.
+func (o callOptions) again() callOptions {
+	o.reread = true
+	return o
 }
 
 // options returns the call options for opts over g's defaults. Only a call

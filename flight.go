@@ -196,7 +196,7 @@ func (g *Group) fill(ctx context.Context, ck, key string, o callOptions, ops val
 			if err != nil || unlock != nil {
 				break
 			}
-			if r := g.read(ctx, ck, o, ops); r.state != absent {
+			if r := g.read(ctx, ck, o.again(), ops); r.state != absent {
 				g.stats.received.Add(1)
 				return r.v, r.err
 			}
@@ -225,7 +225,7 @@ func (g *Group) fill(ctx context.Context, ck, key string, o callOptions, ops val
 	if !o.force {
 		// The double check: whoever held the lock before us may have
 		// stored the value between our miss and our grant.
-		if r := g.read(ctx, ck, o, ops); r.state != absent {
+		if r := g.read(ctx, ck, o.again(), ops); r.state != absent {
 			g.stats.received.Add(1)
 			return r.v, r.err
 		}
@@ -273,7 +273,10 @@ func (g *Group) release(ctx context.Context, unlock func(context.Context) error,
 	defer cancel()
 	if err := unlock(rctx); err != nil {
 		// pglock closes the connection when it cannot commit, so
-		// PostgreSQL drops the lock with the session.
+		// PostgreSQL drops the lock with the session. An error here also
+		// means the lock may have been lost while held (pglock: the
+		// session died), so another process may have computed too.
+		g.stats.locksLost.Add(1)
 		g.log.warn(warnRelease, "pgflight: release lock", "key", logKey(key), "err", err)
 	}
 }
@@ -339,7 +342,9 @@ func (g *Group) interpret(ck string, b []byte, o callOptions, ops valueOps) foun
 			return r
 		}
 	}
-	g.stats.decodeErrors.Add(1)
+	if !o.reread {
+		g.stats.decodeErrors.Add(1)
+	}
 	g.log.warn(warnDecode, "pgflight: undecodable cache entry, recomputing", "err", &DecodeError{Key: ck, Err: err})
 	return found{}
 }

@@ -102,7 +102,7 @@ type batch[T any] struct {
 
 func (b *batch[T]) run(ctx context.Context, keys []string) error {
 	g := b.g
-	pending := b.lookup(ctx, keys, &g.stats.hits)
+	pending := b.lookup(ctx, keys, &g.stats.hits, false)
 	g.stats.misses.Add(uint64(len(pending)))
 	wctx, cancel := g.lockWait(ctx)
 	defer cancel()
@@ -113,7 +113,7 @@ func (b *batch[T]) run(ctx context.Context, keys []string) error {
 	for round := 0; len(pending) > 0; round++ {
 		if round == maxBatchRounds {
 			// Holders keep failing: compute the rest ourselves.
-			g.stats.failOpens.Add(1)
+			g.stats.failOpens.Add(uint64(len(pending)))
 			return b.compute(ctx, pending)
 		}
 		// Lock and compute what no one else computes, a chunk at a time,
@@ -138,7 +138,7 @@ func (b *batch[T]) run(ctx context.Context, keys []string) error {
 				return b.lockFailed(ctx, theirs, err)
 			}
 		}
-		pending = b.lookup(ctx, theirs, &g.stats.received)
+		pending = b.lookup(ctx, theirs, &g.stats.received, true)
 	}
 	return nil
 }
@@ -213,7 +213,7 @@ func (b *batch[T]) lockFailed(ctx context.Context, keys []string, err error) err
 	if g.cfg.FailClosed {
 		return fmt.Errorf("pgflight: fetch many: %w: %w", ErrLockUnavailable, err)
 	}
-	g.stats.failOpens.Add(1)
+	g.stats.failOpens.Add(uint64(len(keys)))
 	g.log.warn(warnLocker, "pgflight: lock unavailable, computing a batch without it", "keys", len(keys), "err", err)
 	return b.compute(ctx, keys)
 }
@@ -222,7 +222,7 @@ func (b *batch[T]) lockFailed(ctx context.Context, keys []string, err error) err
 // missing, stores them, then releases the locks.
 func (b *batch[T]) computeHeld(ctx context.Context, keys []string, unlock func(context.Context) error) error {
 	defer b.g.release(ctx, unlock, keys[0])
-	missing := b.lookup(ctx, keys, &b.g.stats.received)
+	missing := b.lookup(ctx, keys, &b.g.stats.received, true)
 	if len(missing) == 0 {
 		return nil
 	}
@@ -286,7 +286,14 @@ func (b *batch[T]) call(ctx context.Context, keys []string) (vals map[string]T, 
 // lookup reads keys, puts the values found in b.out, counts them in
 // counter, and returns the keys still missing. A key cached as missing is
 // found: it is simply absent from b.out.
-func (b *batch[T]) lookup(ctx context.Context, keys []string, counter interface{ Add(uint64) uint64 }) []string {
+//
+// again says the keys were read before in this batch, so that an
+// undecodable entry is counted once.
+func (b *batch[T]) lookup(ctx context.Context, keys []string, counter interface{ Add(uint64) uint64 }, again bool) []string {
+	o := b.o
+	if again {
+		o = o.again()
+	}
 	g := b.g
 	cks := make([]string, len(keys))
 	for i, k := range keys {
@@ -299,7 +306,7 @@ func (b *batch[T]) lookup(ctx context.Context, keys []string, counter interface{
 			missing = append(missing, k)
 			continue
 		}
-		r := g.interpret(cks[i], raw[i], b.o, typed[T]{})
+		r := g.interpret(cks[i], raw[i], o, typed[T]{})
 		switch {
 		case r.state == absent:
 			missing = append(missing, k)
