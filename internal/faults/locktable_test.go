@@ -224,7 +224,7 @@ type probe struct {
 	// maxExclusive is the most exclusive advisory locks seen at once;
 	// maxLocks - maxExclusive are shared ones, as pglock's probes take.
 	maxExclusive int
-	errs     []error
+	errs         []error
 }
 
 func startProbe(t *testing.T, url string) *probe {

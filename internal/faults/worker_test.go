@@ -384,8 +384,14 @@ func send(t *testing.T, ws []*worker, c command) {
 }
 
 // await returns the event that ends round (its done event; "exit" for the
-// exit), failing t if the worker hangs or dies first.
+// exit), failing t if the worker hangs (past patience) or dies first.
 func (w *worker) await(t *testing.T, round string) event {
+	t.Helper()
+	return w.awaitWithin(t, round, patience)
+}
+
+// awaitWithin is await for a round that may take up to bound.
+func (w *worker) awaitWithin(t *testing.T, round string, bound time.Duration) event {
 	t.Helper()
 	var ev event
 	select {
@@ -397,8 +403,8 @@ func (w *worker) await(t *testing.T, round string) event {
 		default:
 			t.Fatalf("worker %d (pid %d) exited while in round %q", w.i, w.pid, round)
 		}
-	case <-time.After(patience):
-		t.Fatalf("worker %d (pid %d) did not finish round %q within %v: it hangs", w.i, w.pid, round, patience)
+	case <-time.After(bound):
+		t.Fatalf("worker %d (pid %d) did not finish round %q within %v: it hangs", w.i, w.pid, round, bound)
 	}
 	if ev.Round != round {
 		t.Fatalf("worker %d: %s event of round %q, want round %q", w.i, ev.Ev, ev.Round, round)
@@ -409,9 +415,16 @@ func (w *worker) await(t *testing.T, round string) event {
 // awaitAll returns the done events of round from every worker of ws.
 func awaitAll(t *testing.T, ws []*worker, round string) []event {
 	t.Helper()
+	return awaitAllWithin(t, ws, round, patience)
+}
+
+// awaitAllWithin is awaitAll for a round that may take up to bound.
+func awaitAllWithin(t *testing.T, ws []*worker, round string, bound time.Duration) []event {
+	t.Helper()
+	deadline := time.Now().Add(bound)
 	evs := make([]event, len(ws))
 	for i, w := range ws {
-		evs[i] = w.await(t, round)
+		evs[i] = w.awaitWithin(t, round, max(time.Until(deadline), 0))
 	}
 	return evs
 }
