@@ -215,10 +215,10 @@ type Option func(*callOptions)
 type callOptions struct {
 	reread bool // a re-read in the same flight: its decode errors were counted
 	ttl    time.Duration
-	stale time.Duration
-	beta  float64
-	force bool
-	err   error
+	stale  time.Duration
+	beta   float64
+	force  bool
+	err    error
 }
 
 // again returns o for a re-read of the key in the same flight or batch.

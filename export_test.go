@@ -28,3 +28,10 @@ func SetCooldowns(g *Group, n int) int {
 	}
 	return g.cooldownSweeps - before
 }
+
+// The embedded defaults' capabilities, checked at compile time.
+var (
+	_ Cache     = (*localCache)(nil)
+	_ Deleter   = (*localCache)(nil)
+	_ TryLocker = (*localLocker)(nil)
+)

@@ -92,6 +92,7 @@ func TestGroupsSharingALockerComputeOnce(t *testing.T) {
 	var computed atomic.Int64
 	started := make(chan struct{})
 	release := make(chan struct{})
+	unblock := closer(t, release) // a failed check below must fail the test, not hang it
 	fn := func(context.Context) (string, error) {
 		if computed.Add(1) == 1 {
 			close(started)
@@ -110,7 +111,7 @@ func TestGroupsSharingALockerComputeOnce(t *testing.T) {
 		errs <- err
 	}()
 	eventually(t, "b waits for a's lock", func() bool { return awaited(bLocker) == 1 })
-	close(release)
+	unblock()
 	for range 2 {
 		if err := <-errs; err != nil {
 			t.Fatal(err)
@@ -223,6 +224,7 @@ func TestErrorsAreNotCached(t *testing.T) {
 	b := newGroup(t, pgflight.Config{Namespace: ns, Cache: cfg.Cache, Locker: bLocker})
 	started := make(chan struct{})
 	release := make(chan struct{})
+	unblock := closer(t, release) // a failed check below must fail the test, not hang it
 	aErr := make(chan error, 1)
 	go func() {
 		_, err := pgflight.Fetch(context.Background(), a, "k", func(context.Context) (string, error) {
@@ -242,7 +244,7 @@ func TestErrorsAreNotCached(t *testing.T) {
 		bDone <- v
 	}()
 	eventually(t, "b follows a", func() bool { return awaited(bLocker) == 1 })
-	close(release)
+	unblock()
 	if err := <-aErr; !errors.Is(err, errBoom) {
 		t.Errorf("a's error = %v, want %v", err, errBoom)
 	}
@@ -283,6 +285,7 @@ func TestErrorReachesEveryCaller(t *testing.T) {
 // Behaviour 8: panics and Goexit release the lock and reach every caller.
 func TestPanicAndGoexit(t *testing.T) {
 	cfg := fleetConfig(t)
+	cfg.Namespace = namespace(t)
 	pool := newPool(t)
 	g := newGroup(t, cfg)
 	ctx := context.Background()
@@ -303,15 +306,20 @@ func TestPanicAndGoexit(t *testing.T) {
 	if !errors.Is(err, pgflight.ErrGoexit) {
 		t.Errorf("Goexit: err = %v, want ErrGoexit", err)
 	}
-	for _, k := range []string{"panic", "goexit"} {
-		if _, ok, _ := cfg.Cache.Get(ctx, k); ok {
-			t.Errorf("%s: something was stored", k)
+	for _, k := range []string{"panic", "panic-err", "goexit"} {
+		// Read back the key as stored: namespace, ':', key (issue 9.17:
+		// reading the bare key could never find anything).
+		if _, ok, err := cfg.Cache.Get(ctx, cfg.Namespace+":"+k); ok || err != nil {
+			t.Errorf("%s: something was stored (%v)", k, err)
 		}
 	}
 	eventually(t, "no advisory lock is left", func() bool { return advisoryLocks(t, pool) == 0 })
 	// the key is not poisoned
 	if v, err := pgflight.Fetch(ctx, g, "panic", func(context.Context) (int, error) { return 7, nil }); v != 7 || err != nil {
 		t.Errorf("after panic: %d, %v; want 7, nil", v, err)
+	}
+	if _, ok, _ := cfg.Cache.Get(ctx, cfg.Namespace+":panic"); !ok {
+		t.Error("the value stored after the panic is not under the key this test reads: its checks above prove nothing")
 	}
 	if p := g.Stats().Panics; p != 3 {
 		t.Errorf("panics = %d, want 3", p)

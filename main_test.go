@@ -161,6 +161,16 @@ func eventually(tb testing.TB, what string, cond func() bool) {
 	}
 }
 
+// closer returns a func that closes ch once, and closes it at tb's cleanup
+// if the test ends first: a computation that waits for ch must not hold the
+// Group's Close, and so the test, when a check fails before it is released.
+// Call it after the Groups are made, so its cleanup runs before theirs.
+func closer(tb testing.TB, ch chan struct{}) func() {
+	f := sync.OnceFunc(func() { close(ch) })
+	tb.Cleanup(f)
+	return f
+}
+
 // run starts n goroutines running f and waits for them.
 func run(n int, f func(i int)) {
 	var wg sync.WaitGroup
