@@ -69,8 +69,8 @@ type options struct {
 	probeEvery time.Duration
 }
 
-// WithMaxLocks caps the locks the Locker's session holds, or is trying, at
-// once. A flight past the cap waits for a lock to be released, within its
+// WithMaxLocks caps the locks the Locker's session holds, is trying, or
+// probes (a probe takes a shared lock per id for one statement) at once. A flight past the cap waits for a lock to be released, within its
 // context (pgflight bounds it with Config.LockWait); it does not compute
 // without the lock. n < 1 means the default. It does not apply in
 // transaction mode, where [WithMaxConns] caps the locks.

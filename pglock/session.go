@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"math/rand/v2"
 	"slices"
 	"strconv"
@@ -527,10 +526,24 @@ func (s *session) takeBatch() batch {
 	if !s.probeNow && now.Before(due) {
 		return b
 	}
+	// The probe's shared locks count against the lock budget like held
+	// ones, for the length of its statement: it probes as many awaited
+	// ids as there are free slots (at most probeChunk), in the map's
+	// random order, so every id is probed in turn. send frees the slots.
 	for id := range s.waits {
-		if !s.held[id] { // a local holder wakes its followers itself
-			b.probes = append(b.probes, id)
+		if len(b.probes) == probeChunk {
+			break
 		}
+		if s.held[id] { // a local holder wakes its followers itself
+			continue
+		}
+		select {
+		case s.slots <- struct{}{}:
+			b.probes = append(b.probes, id)
+			continue
+		default:
+		}
+		break
 	}
 	s.probeNow, s.nextProbe = false, now.Add(s.probeEvery)
 	return b
@@ -589,6 +602,7 @@ func (s *session) waitIdle(conn *pgconn.PgConn) {
 
 // send runs b in one round trip and answers its requests.
 func (s *session) send(conn *pgconn.PgConn, b batch) {
+	defer s.freeSlots(len(b.probes)) // taken by takeBatch
 	var unlocks, tries []int64
 	for _, r := range b.reqs {
 		if r.unlock {
@@ -626,11 +640,10 @@ func (s *session) send(conn *pgconn.PgConn, b batch) {
 	case b.unlisten:
 		add(unlistenSQL)
 	}
-	// Each probe statement holds a shared lock per id until its implicit
-	// transaction ends: a COMMIT after every probeChunk ids keeps that
-	// within a small share of the server's lock table.
-	for chunk := range slices.Chunk(b.probes, probeChunk) {
-		calls(probeFn, chunk, false)
+	// The probe holds a shared lock per id until its implicit
+	// transaction ends: the COMMIT after it ends that at once.
+	if len(b.probes) > 0 {
+		calls(probeFn, b.probes, false)
 		add("commit")
 	}
 	calls(tryFn, tries, false)
@@ -690,14 +703,8 @@ func (s *session) send(conn *pgconn.PgConn, b batch) {
 		}
 		next += 2 // (un)listen, commit
 	}
-	free, probed := map[int64]bool{}, true
-	for chunk := range slices.Chunk(b.probes, probeChunk) {
-		f, ok := read(chunk, 1)
-		if !ok {
-			probed = false
-			break
-		}
-		maps.Copy(free, f)
+	free, probed := read(b.probes, 1)
+	if len(b.probes) > 0 {
 		next++ // commit
 	}
 	took, tried := read(tries, 1)
