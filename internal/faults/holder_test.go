@@ -78,7 +78,7 @@ func testHolderKilled(t *testing.T, cfg workerConfig, observerURL string, rounds
 		noLocksLeft(t, obs)
 		live = survivors
 	}
-	measured(t, "takeover after SIGKILL of the holder (kill → first survivor's value)", takeovers...)
+	measured(t, t.Name()+": takeover after SIGKILL of the holder (kill → first survivor's value)", takeovers...)
 	stop(t, live)
 	noLocksLeft(t, obs)
 }
