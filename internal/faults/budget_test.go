@@ -96,12 +96,12 @@ func TestLockBudgetBurst(t *testing.T) {
 		if p.maxExclusive > workers*budget {
 			t.Errorf("the application's client saw %d exclusive advisory locks at once, want at most the fleet's budget, %d", p.maxExclusive, workers*budget)
 		}
-		// pglock's probes take a shared lock on each awaited id they find
-		// free, held until their round trip's implicit transaction ends,
-		// outside WithMaxLocks; their number is bounded by the ids the
-		// process awaits, not by its budget.
+		// Everything the lock sessions hold counts: tries, held locks, and
+		// the shared locks of their probes, which take slots of the budget
+		// too. (The probes once took theirs outside it: 115 to 126 advisory
+		// locks at once in this test. Found by this test; fixed in pglock.)
 		if maxLocks > workers*budget {
-			knownBug(t, "the application's client saw %d advisory locks at once (at most %d exclusive), more than the fleet's budget of %d: pglock's probes hold shared locks outside WithMaxLocks (WithMaxLocks says a fleet of N processes holds at most N x n)",
+			t.Errorf("the application's client saw %d advisory locks at once (at most %d exclusive), want at most the fleet's budget, %d",
 				maxLocks, p.maxExclusive, workers*budget)
 		}
 

@@ -31,6 +31,7 @@ func TestLockSessionTerminated(t *testing.T) {
 	obs := newPool(t, pg.URL())
 	rdb := newRedis(t, rd.URL())
 	lastWakes := map[int]uint64{} // each worker's Stats.ProbeWakes at its last round
+	lastLost := map[int]uint64{}  // each worker's Group's Stats.LocksLost at its last round
 	var takeovers, reconnects []time.Duration
 	for r := range 3 {
 		key := fmt.Sprintf("k%d", r)
@@ -83,7 +84,8 @@ func TestLockSessionTerminated(t *testing.T) {
 		// The holder finishes; its callers get its value; its unlock
 		// reports the loss.
 		send(t, []*worker{holder}, command{Op: "finish", Keys: []string{key}})
-		for _, c := range holder.await(t, key).Calls {
+		held := holder.await(t, key)
+		for _, c := range held.Calls {
 			if c.Err != "" {
 				t.Errorf("round %d: a holder's caller got %s, want its value although its lock was lost", r, c.Err)
 				continue
@@ -101,6 +103,9 @@ func TestLockSessionTerminated(t *testing.T) {
 		if d := after.LocksLost - before.LocksLost; d != 1 {
 			t.Errorf("round %d: the holder's locks lost grew by %d, want 1 (its unlock found the lock gone)", r, d)
 		}
+		// Its Group counts the failed release (Stats.LocksLost) once the
+		// flight has released: by the next round's done event.
+		groupLost := lastLost[holder.pid]
 
 		// The holder's Locker reconnects and serves its next key under
 		// the lock; the others follow it.
@@ -132,9 +137,13 @@ func TestLockSessionTerminated(t *testing.T) {
 				}
 				checkValue(t, next, c.Value)
 			}
+			lastLost[ev.PID] = ev.Stats.LocksLost
 			if ev.PID == holder.pid {
 				if d := ev.Lock.Connects - before.Connects; d != 1 || !ev.Lock.Connected {
 					t.Errorf("round %d: the holder's Locker opened %d sessions (connected %v), want 1 new one", r, d, ev.Lock.Connected)
+				}
+				if d := ev.Stats.LocksLost - groupLost; d != 1 {
+					t.Errorf("round %d: the holder's Group counted %d more lost locks (Stats.LocksLost), want 1", r, d)
 				}
 			}
 		}
