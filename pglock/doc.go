@@ -98,9 +98,12 @@
 //
 // Session pooling works in either mode: the client's session is pinned to
 // one server connection, LISTEN included. Transaction pooling needs
-// [WithTransactionMode]: the default refuses to run there (it checks at
-// connect that pg_backend_pid() does not change between two statements) and
-// fails with an error naming the option. In transaction mode every
+// [WithTransactionMode]: the default refuses to run there and fails with an
+// error naming the option. At connect the session checks, over four rounds,
+// that its backend (pg_backend_pid()) does not change and is not the backend
+// of a second connection it opens for those few milliseconds: two client
+// connections share a backend only through a pooler. The check is best
+// effort; choose the mode by the deployment. In transaction mode every
 // statement goes with the simple query protocol and the id as an integer
 // literal, so no prepared statement is involved, whatever the pool's
 // DefaultQueryExecMode. (The application's own queries through PgBouncer in
