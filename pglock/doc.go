@@ -99,10 +99,14 @@
 // Session pooling works in either mode: the client's session is pinned to
 // one server connection, LISTEN included. Transaction pooling needs
 // [WithTransactionMode]: the default refuses to run there and fails with an
-// error naming the option. At connect the session checks, over four rounds,
-// that its backend (pg_backend_pid()) does not change and is not the backend
-// of a second connection it opens for those few milliseconds: two client
-// connections share a backend only through a pooler. The check is best
+// error naming the option. At connect it first opens a short-lived check
+// connection that sets a custom setting on its server session and closes,
+// then opens the session, which must not find that setting (a quiet pooler
+// lends it the same server session; PostgreSQL gives a new connection a new
+// one, and PgBouncer's session pooling resets settings between clients),
+// and whose backend (pg_backend_pid()) and own setting must stay the same
+// over four rounds (a busy pooler moves its statements). The process never
+// holds both connections at once. The check is best
 // effort; choose the mode by the deployment. In transaction mode every
 // statement goes with the simple query protocol and the id as an integer
 // literal, so no prepared statement is involved, whatever the pool's

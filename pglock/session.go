@@ -865,6 +865,9 @@ func (s *session) failPending(err error) {
 func (s *session) connect() (*pgconn.PgConn, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), connectTimeout)
 	defer cancel()
+	if err := s.markBeforeConnect(ctx); err != nil {
+		return nil, err
+	}
 	conn, err := pgconn.ConnectConfig(ctx, s.cfg)
 	if err != nil {
 		return nil, err
@@ -873,9 +876,10 @@ func (s *session) connect() (*pgconn.PgConn, error) {
 	if serverMajor(conn) >= 14 {
 		setup += "set idle_session_timeout = 0; "
 	}
-	first, err := conn.Exec(ctx, setup+backendSQL).ReadAll()
+	token := strconv.FormatUint(rand.Uint64(), 36)
+	first, err := conn.Exec(ctx, markerSQL+"; "+setup+"set "+markerName+" = '"+token+"'; "+backendSQL).ReadAll()
 	if err == nil {
-		err = s.checkNotPooled(ctx, lastValue(first), conn)
+		err = checkNotPooled(ctx, conn, first, token)
 	}
 	if err != nil {
 		closeConn(conn)
@@ -884,19 +888,57 @@ func (s *session) connect() (*pgconn.PgConn, error) {
 	return conn, nil
 }
 
+// The pooler check's statements. markerName is a custom setting each lock
+// session sets to a token of its own; it lives as long as the server
+// session, which a transaction pooler lends to other clients.
+const (
+	markerName     = "pgflight.lock_session"
+	markerSQL      = "select current_setting('" + markerName + "', true)"
+	markerCheckSQL = "select pg_backend_pid()::text || ' ' || coalesce(current_setting('" + markerName + "', true), '')"
+)
+
 // errPooled is why a session refuses to run through a transaction pooler.
 var errPooled = errors.New("the lock session goes through a transaction or statement pooler (PgBouncer pool_mode=transaction or statement), which would hand its session locks and LISTEN to other clients: use pglock.WithTransactionMode")
 
-// checkNotPooled reports errPooled if conn, whose backend said pid, is
-// behind a pooler that moves its statements between server connections. Two
-// client connections never share a backend, and one keeps its own, unless a
-// pooler lends them: so the session asks for its backend again, and a
-// second connection opened for the check asks for its own. A quiet pooler
-// lends the check connection the backend it just lent the session (PgBouncer
-// reuses the last one); a busy one moves either connection's statements
-// between its backends, over several rounds. A pooler can still escape the
-// checks, so choose the mode by the deployment, not by this check.
-func (s *session) checkNotPooled(ctx context.Context, pid string, conn *pgconn.PgConn) error {
+// checkNotPooled reports errPooled if conn is behind a pooler that lends
+// server sessions per transaction. first holds the results of its first
+// statement: the marker as the server session had it before this client
+// (set means another client used that server session: a transaction
+// pooler, since a new connection gets a new session and PgBouncer's session
+// pooling resets settings between clients), then the setup, then its
+// backend's pid. Over several rounds the backend and the marker must stay
+// this client's (a busy pooler moves statements, and another client
+// starting at once takes the session over). It opens no other connection.
+// A pooler can still escape the checks (the first client of a fresh server
+// session, on a quiet pooler), so choose the mode by the deployment, not by
+// this check.
+func checkNotPooled(ctx context.Context, conn *pgconn.PgConn, first []*pgconn.Result, token string) error {
+	if len(first) == 0 || len(first[0].Rows) != 1 || len(first[0].Rows[0]) != 1 {
+		return errors.New("pglock: lock session setup: unexpected result")
+	}
+	if len(first[0].Rows[0][0]) > 0 {
+		return errPooled
+	}
+	want := lastValue(first) + " " + token
+	for range poolerChecks {
+		again, err := conn.Exec(ctx, markerCheckSQL).ReadAll()
+		if err != nil {
+			return err
+		}
+		if lastValue(again) != want {
+			return errPooled
+		}
+	}
+	return nil
+}
+
+// markBeforeConnect opens a connection configured as the session's, sets
+// the marker on its server session, and closes it, before the session's
+// first statement: a quiet transaction pooler then lends the session that
+// same server session, marker and all, while a new connection to
+// PostgreSQL gets a new one. The check connection is closed before the
+// session sends anything, so the process holds one connection at a time.
+func (s *session) markBeforeConnect(ctx context.Context) error {
 	cfg := s.cfg.Copy()
 	cfg.OnNotification = nil
 	check, err := pgconn.ConnectConfig(ctx, cfg)
@@ -904,28 +946,12 @@ func (s *session) checkNotPooled(ctx context.Context, pid string, conn *pgconn.P
 		return err
 	}
 	defer closeConn(check)
-	checkPID := ""
-	for range poolerChecks {
-		again, err := conn.Exec(ctx, backendSQL).ReadAll()
-		if err != nil {
-			return err
-		}
-		other, err := check.Exec(ctx, backendSQL).ReadAll()
-		if err != nil {
-			return err
-		}
-		if checkPID == "" {
-			checkPID = lastValue(other)
-		}
-		if lastValue(again) != pid || lastValue(other) == pid || lastValue(other) != checkPID {
-			return errPooled
-		}
-	}
-	return nil
+	_, err = check.Exec(ctx, "set "+markerName+" = 'check'").ReadAll()
+	return err
 }
 
-// poolerChecks is how many rounds checkNotPooled asks both connections for
-// their backends: each round is one more chance for a pooler to show.
+// poolerChecks is how many times checkNotPooled asks the session for its
+// backend and marker: each is one more chance for a pooler to show.
 const poolerChecks = 4
 
 // lastValue returns the first column of the last row of the last result.
