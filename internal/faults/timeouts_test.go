@@ -76,11 +76,13 @@ func TestRoleTimeouts(t *testing.T) {
 				time.Sleep(3 * time.Second) // the computation, 3 × every timeout
 				return value("k"), nil
 			})
-			eventually(t, "the holder holds the lock", func() bool { return count(t, obs, holdersSQL) == 1 })
+			// The subtests share the server: count this one's lock only.
+			id := pgflight.LockID(ns, "k")
+			eventually(t, "the holder holds the lock", func() bool { return count(t, obs, holdersSQL+lockIDSQL, id) == 1 })
 			openOut := fetchAsync(ctx, open, "k", computes("k", &computed))
 			closedOut := fetchAsync(ctx, closed, "k", computes("k", &computed))
 			if tc.opts != nil {
-				eventually(t, "two processes wait in pg_locks", func() bool { return count(t, obs, followersSQL) == 2 })
+				eventually(t, "two processes wait in pg_locks", func() bool { return count(t, obs, followersSQL+lockIDSQL, id) == 2 })
 			} else {
 				eventually(t, "two processes wait", func() bool { return awaited(openL, closedL) == 2 })
 			}
@@ -105,7 +107,7 @@ func TestRoleTimeouts(t *testing.T) {
 			for _, g := range []*pgflight.Group{holder, open, closed} {
 				g.Close()
 			}
-			noLocksLeft(t, obs)
+			eventually(t, "no lock is left on the key", func() bool { return count(t, obs, advisorySQL+lockIDSQL, id) == 0 })
 			if logs.Len() > 0 {
 				t.Errorf("warnings logged, want none:\n%s", logs.String())
 			}
