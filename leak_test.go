@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -28,7 +27,8 @@ const (
 )
 
 // A leakLog is a bytes.Buffer safe for concurrent use, for a log that
-// background goroutines may write to.
+// background goroutines may write to. Other tests of the package use it
+// too.
 type leakLog struct {
 	mu sync.Mutex
 	b  bytes.Buffer
@@ -46,19 +46,6 @@ func (s *leakLog) String() string {
 	return s.b.String()
 }
 
-// closedAddr returns an address on 127.0.0.1 where nothing listens (a
-// helper of this file's own, like values_test.go's deadAddr).
-func closedAddr(tb testing.TB) string {
-	tb.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
-}
-
 // The library never shows the secrets of its connections: a Group whose
 // PostgreSQL pool and Redis client carry passwords, and whose servers are
 // gone, logs warnings and returns errors that name neither password, in
@@ -67,13 +54,13 @@ func closedAddr(tb testing.TB) string {
 func TestNoSecretInLogsOrErrors(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	dsn := fmt.Sprintf("postgres://user:%s@%s/db?sslpassword=%s&connect_timeout=2", leakPGPassword, closedAddr(t), leakSSLPassword)
+	dsn := fmt.Sprintf("postgres://user:%s@%s/db?sslpassword=%s&connect_timeout=2", leakPGPassword, deadAddr(t), leakSSLPassword)
 	pool, err := pgxpool.New(ctx, dsn)
 	if err != nil {
 		t.Fatalf("pgxpool.New: %v", err) // lazy: it connects on first use
 	}
 	defer pool.Close()
-	rdb := redis.NewClient(&redis.Options{Addr: closedAddr(t), Username: "user", Password: leakRedisPassword,
+	rdb := redis.NewClient(&redis.Options{Addr: deadAddr(t), Username: "user", Password: leakRedisPassword,
 		MaxRetries: -1, DialerRetries: 1, DialTimeout: 2 * time.Second})
 	defer rdb.Close()
 
