@@ -739,7 +739,7 @@ func (s *session) send(conn *pgconn.PgConn, b batch) {
 			for _, id := range r.ids {
 				delete(s.held, id)
 			}
-			s.freeSlotsLater(len(r.ids))
+			s.freeSlots(len(r.ids))
 		default:
 			var keep []int64
 			r.gen = s.gen
@@ -751,14 +751,14 @@ func (s *session) send(conn *pgconn.PgConn, b batch) {
 					keep = append(keep, id)
 				}
 			}
-			s.freeSlotsLater(len(r.ids) - len(keep))
+			s.freeSlots(len(r.ids) - len(keep))
 			if r.gone && len(keep) > 0 {
 				// The caller left: release what it was granted, at once.
 				for _, id := range keep {
 					delete(s.held, id)
 				}
-				s.pending = append(s.pending, &request{unlock: true, ids: keep, gen: s.gen, owner: true, done: make(chan struct{})})
-				s.freeSlotsLater(len(keep))
+				s.releaseLater(keep)
+				s.freeSlots(len(keep))
 			}
 		}
 		if !r.owner {
@@ -766,7 +766,7 @@ func (s *session) send(conn *pgconn.PgConn, b batch) {
 		}
 	}
 	if len(cleanup) > 0 {
-		s.pending = append(s.pending, &request{unlock: true, ids: cleanup, gen: s.gen, owner: true, done: make(chan struct{})})
+		s.releaseLater(cleanup)
 	}
 }
 
@@ -792,9 +792,12 @@ func appendCalls(b []byte, fn string, ids []int64, notify bool) []byte {
 	return b
 }
 
-// freeSlotsLater gives back n slots without blocking the loop (the slots
-// were taken by callers, so the channel holds at least n tokens).
-func (s *session) freeSlotsLater(n int) { s.freeSlots(n) }
+// releaseLater queues the release of ids, which no caller waits for (a
+// caller that left, or a failed try statement's cleanup), for the next
+// round trip. Called with mu held.
+func (s *session) releaseLater(ids []int64) {
+	s.pending = append(s.pending, &request{unlock: true, ids: ids, gen: s.gen, owner: true, done: make(chan struct{})})
+}
 
 // lost forgets conn after it died.
 func (s *session) lost(conn *pgconn.PgConn, err error) {
@@ -834,7 +837,7 @@ func (s *session) lostLocked(conn *pgconn.PgConn, err error, reqs []*request) {
 			continue
 		default:
 			r.err = fmt.Errorf("pglock: lock: %w: %w", ErrSessionLost, err)
-			s.freeSlotsLater(len(r.ids))
+			s.freeSlots(len(r.ids))
 		}
 		if !r.owner {
 			close(r.done)
@@ -851,7 +854,7 @@ func (s *session) failPending(err error) {
 			for _, id := range r.ids {
 				delete(s.held, id)
 			}
-			s.freeSlotsLater(len(r.ids))
+			s.freeSlots(len(r.ids))
 		}
 		if !r.owner {
 			close(r.done)
