@@ -13,9 +13,11 @@ import (
 // taken.
 const MaxBatchLocks = 256
 
-// The batch statements. The ids go into an array literal of integers.
+// The batch statements of transaction mode, sent after the Locker's begin
+// statement (beginSQL: BEGIN, the timeouts and the keepalive settings), as
+// the single-key ones are. The ids go into an array literal of integers.
 const (
-	tryManySQL     = "begin; select pg_try_advisory_xact_lock(x) from unnest('{"
+	tryManySQL     = "select pg_try_advisory_xact_lock(x) from unnest('{"
 	tryManySQLEnd  = "}'::bigint[]) as t(x)"
 	waitManySQL    = "select pg_advisory_xact_lock_shared(x) from unnest('{"
 	waitManySQLEnd = "}'::bigint[]) as t(x); rollback"
@@ -44,7 +46,7 @@ func (l *Locker) TryLockMany(ctx context.Context, ids []int64) (held []bool, unl
 		unlock, err = l.keep(unlock, err)
 		return held, unlock, err
 	}
-	c, got, err := l.open(ctx, "try many", idArray(tryManySQL, try, tryManySQLEnd))
+	c, got, err := l.open(ctx, "try many", l.begin+idArray(tryManySQL, try, tryManySQLEnd))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -78,7 +80,7 @@ func (l *Locker) WaitMany(ctx context.Context, ids []int64) error {
 	if l.s != nil {
 		return l.s.waitMany(ctx, ids)
 	}
-	c, _, err := l.open(ctx, "wait many", "begin; "+idArray(waitManySQL, ids, waitManySQLEnd))
+	c, _, err := l.open(ctx, "wait many", l.begin+idArray(waitManySQL, ids, waitManySQLEnd))
 	if err != nil {
 		return err
 	}

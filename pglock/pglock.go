@@ -53,8 +53,11 @@ type Locker struct {
 	// lockSQL and trySQL are the prefixes of the statements that begin a
 	// lock's transaction: BEGIN, the keepalive settings, then the lock.
 	lockSQL, trySQL string
-	busyWait        time.Duration
-	tries           int // attempts at opening a transaction: the pool's size + 1
+	// begin opens a lock's transaction with its settings (beginSQL); the
+	// batch statements follow it too.
+	begin    string
+	busyWait time.Duration
+	tries    int // attempts at opening a transaction: the pool's size + 1
 }
 
 // An Option configures a [Locker] in [New].
@@ -168,6 +171,7 @@ func New(pool *pgxpool.Pool, opts ...Option) *Locker {
 		sem:      make(chan struct{}, o.maxConns),
 		lockSQL:  begin + lockSQL,
 		trySQL:   begin + trySQL,
+		begin:    begin,
 	}
 	if !o.txMode {
 		if o.maxLocks < 1 {
