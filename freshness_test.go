@@ -1,6 +1,7 @@
 package pgflight_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -335,31 +336,56 @@ func logf(x float64) float64 { return math.Log(x) }
 // Issue 9.12: a refresh that finds the key missing says so, instead of
 // claiming to keep the stale value it replaced with a negative entry.
 func TestRefreshFindingKeyMissingSaysSo(t *testing.T) {
-	var logs leakLog
 	cache := memstore.New()
-	g, err := pgflight.New(pgflight.Config{Namespace: namespace(t), Cache: cache, TTL: time.Minute, StaleTTL: time.Hour,
-		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	ns := namespace(t)
+	ctx := context.Background()
+	// The entry is written by a Group of its own, closed before the test
+	// goes on: a flight releases its lock after its callers have their
+	// value, and a refresh that found the lock still held would skip.
+	g1, err := pgflight.New(pgflight.Config{Namespace: ns, Cache: cache, TTL: time.Minute, StaleTTL: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := context.Background()
-	if _, err := pgflight.Fetch(ctx, g, "k", func(context.Context) (int, error) { return 1, nil }); err != nil {
+	if _, err := pgflight.Fetch(ctx, g1, "k", func(context.Context) (int, error) { return 1, nil }); err != nil {
 		t.Fatal(err)
 	}
+	g1.Close()
+
+	logs := &signalLog{want: "background refresh", seen: make(chan struct{})}
+	g, err := pgflight.New(pgflight.Config{Namespace: ns, Cache: cache, TTL: time.Minute, StaleTTL: time.Hour,
+		Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
 	pgflight.SetClock(g, func() time.Time { return time.Now().Add(2 * time.Minute) }) // stale now
-	refreshed := make(chan struct{})
 	v, err := pgflight.Fetch(ctx, g, "k", func(context.Context) (int, error) {
-		defer close(refreshed)
 		return 0, fmt.Errorf("gone: %w", pgflight.ErrMissing)
 	})
 	if v != 1 || err != nil {
 		t.Fatalf("stale hit = %d, %v; want the stale 1", v, err)
 	}
-	<-refreshed
-	g.Close() // waits for the refresh to finish
+	<-logs.seen // the refresh has logged what it did
 	if got := logs.String(); !strings.Contains(got, "negative entry stored") || strings.Contains(got, "stale value kept") {
 		t.Errorf("log = %q, want it to say a negative entry was stored", got)
 	}
+}
+
+// signalLog is a log buffer that closes seen when a line holding want is
+// written.
+type signalLog struct {
+	leakLog
+	want string
+	seen chan struct{}
+	once sync.Once
+}
+
+func (s *signalLog) Write(p []byte) (int, error) {
+	n, err := s.leakLog.Write(p)
+	if bytes.Contains(p, []byte(s.want)) {
+		s.once.Do(func() { close(s.seen) })
+	}
+	return n, err
 }
 
 // Issue 9.6: refreshing many keys costs O(1) per refresh, amortised: the

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime/debug"
 	"slices"
 	"time"
 )
@@ -112,9 +111,8 @@ func (b *batch[T]) run(ctx context.Context, keys []string) error {
 	}
 	for round := 0; len(pending) > 0; round++ {
 		if round == maxBatchRounds {
-			// Holders keep failing: compute the rest ourselves.
-			g.stats.failOpens.Add(uint64(len(pending)))
-			return b.compute(ctx, pending)
+			// Holders keep failing: compute the rest without the lock.
+			return b.lockFailed(ctx, pending, errHoldersFailed)
 		}
 		// Lock and compute what no one else computes, a chunk at a time,
 		// so a batch never takes more than manyChunk locks at once.
@@ -134,7 +132,9 @@ func (b *batch[T]) run(ctx context.Context, keys []string) error {
 		// takes them).
 		ids, _ := b.ids(theirs)
 		for chunk := range slices.Chunk(ids, manyChunk) {
-			if err := g.waitLock(ctx, wctx, func(wctx context.Context) error { return bl.WaitMany(wctx, chunk) }); err != nil {
+			start := time.Now()
+			err := bl.WaitMany(wctx, chunk)
+			if err := g.lockWaited(ctx, wctx, start, err); err != nil {
 				return b.lockFailed(ctx, theirs, err)
 			}
 		}
@@ -150,14 +150,9 @@ const manyChunk = 256
 // still missing, releases them, and returns the keys it did not lock.
 func (b *batch[T]) lockChunk(ctx, wctx context.Context, bl BatchLocker, keys []string) ([]string, error) {
 	ids, byID := b.ids(keys)
-	var held []bool
-	var unlock func(context.Context) error
-	err := b.g.waitLock(ctx, wctx, func(wctx context.Context) error {
-		var err error
-		held, unlock, err = bl.TryLockMany(wctx, ids)
-		return err
-	})
-	if err != nil {
+	start := time.Now()
+	held, unlock, err := bl.TryLockMany(wctx, ids)
+	if err := b.g.lockWaited(ctx, wctx, start, err); err != nil {
 		return nil, b.lockFailed(ctx, keys, err)
 	}
 	var ours, theirs []string
@@ -191,12 +186,13 @@ func (b *batch[T]) lockEach(ctx, wctx context.Context, keys []string) error {
 		return nil
 	}
 	for _, id := range ids {
-		unlock, err := b.g.acquire(ctx, wctx, id, b.g.locker.Lock)
-		if err == nil && unlock == nil {
+		start := time.Now()
+		unlock, err := b.g.locker.Lock(wctx, id)
+		if err = b.g.lockWaited(ctx, wctx, start, err); err == nil && unlock == nil {
 			err = errNoUnlock
 		}
 		if err != nil {
-			b.g.release(ctx, unlockAll, keys[0])
+			b.g.release(ctx, unlockAll, b.subject(keys))
 			return b.lockFailed(ctx, keys, err)
 		}
 		unlocks = append(unlocks, unlock)
@@ -204,24 +200,26 @@ func (b *batch[T]) lockEach(ctx, wctx context.Context, keys []string) error {
 	return b.computeHeld(ctx, keys, unlockAll)
 }
 
-// lockFailed applies the fail-open policy to keys after a Locker error.
+// lockFailed applies the fail-open policy (Group.lockFailed) to keys after
+// a Locker error.
 func (b *batch[T]) lockFailed(ctx context.Context, keys []string, err error) error {
-	g := b.g
-	if ctx.Err() != nil {
-		return ctx.Err()
+	if err := b.g.lockFailed(ctx, b.subject(keys), err); err != nil {
+		return err
 	}
-	if g.cfg.FailClosed {
-		return fmt.Errorf("pgflight: fetch many: %w: %w", ErrLockUnavailable, err)
-	}
-	g.stats.failOpens.Add(uint64(len(keys)))
-	g.log.warn(warnLocker, "pgflight: lock unavailable, computing a batch without it", "keys", len(keys), "err", err)
 	return b.compute(ctx, keys)
 }
+
+// errHoldersFailed is the lock failure of keys that other processes held
+// for maxBatchRounds rounds without storing them.
+var errHoldersFailed = fmt.Errorf("other processes held these keys %d times without storing them", maxBatchRounds)
+
+// subject names keys in errors and logs.
+func (b *batch[T]) subject(keys []string) subject { return subject{n: len(keys)} }
 
 // computeHeld re-reads keys, whose locks it holds, computes those still
 // missing, stores them, then releases the locks.
 func (b *batch[T]) computeHeld(ctx context.Context, keys []string, unlock func(context.Context) error) error {
-	defer b.g.release(ctx, unlock, keys[0])
+	defer b.g.release(ctx, unlock, b.subject(keys))
 	missing := b.lookup(ctx, keys, &b.g.stats.received, true)
 	if len(missing) == 0 {
 		return nil
@@ -230,57 +228,44 @@ func (b *batch[T]) computeHeld(ctx context.Context, keys []string, unlock func(c
 }
 
 // compute calls fn once for keys and stores what it returns, and the keys
-// it does not return as missing.
+// it does not return as missing, under the policy Fetch's flights follow
+// (Group.compute, Group.encode, Group.store).
 func (b *batch[T]) compute(ctx context.Context, keys []string) error {
 	g := b.g
-	start := g.now()
-	vals, err := b.call(ctx, keys)
-	end := g.now()
-	if err != nil {
-		return err
-	}
 	cks := make([]string, len(keys))
-	bufs := make([][]byte, len(keys))
-	ttls := make([]time.Duration, len(keys))
 	for i, k := range keys {
 		cks[i] = cacheKey(g.cfg.Namespace, k)
-		var payload []byte
-		var flags byte
-		if v, ok := vals[k]; ok {
-			if vals[k], payload, flags, err = encodeValue(g.cfg.Codec, v); err != nil {
-				g.stats.encodeErrors.Add(1)
-				return &EncodeError{Key: cks[i], Err: err}
+	}
+	es := make([]encoded, len(keys))
+	start := g.now()
+	err := g.compute(func() error {
+		vals, err := b.fn(ctx, keys)
+		if err != nil {
+			return err
+		}
+		for i, k := range keys {
+			v, ok := vals[k]
+			if !ok {
+				es[i] = missingEntry(fmt.Sprintf("pgflight: %s: not returned by the batch: %v", quoteKey(k), ErrMissing))
+				continue
 			}
-		} else {
-			payload = fmt.Appendf(nil, "pgflight: %s: not returned by the batch: %v", quoteKey(k), ErrMissing)
-			flags = flagMissing
+			if es[i], err = g.encode(cks[i], v, typed[T]{}); err != nil {
+				return err
+			}
 		}
-		bufs[i], ttls[i] = g.seal(payload, flags, start, end, b.o)
+		return nil
+	})
+	end := g.now()
+	if err != nil {
+		return err // errors are never cached
 	}
-	for _, k := range keys {
-		if v, ok := vals[k]; ok {
-			b.out[k] = v
+	for i, k := range keys {
+		if es[i].flags&flagMissing == 0 {
+			b.out[k], _ = es[i].v.(T)
 		}
 	}
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
-	defer cancel()
-	if err := g.setMany(sctx, cks, bufs, ttls); err != nil {
-		g.stats.cacheErrors.Add(1)
-		g.log.warn(warnCacheSet, "pgflight: cache write failed, batch returned uncached", "keys", len(keys), "err", err)
-	}
+	g.store(ctx, b.subject(keys), cks, es, start, end, b.o)
 	return nil
-}
-
-// call runs fn, recovering a panic as a *PanicError (see Group.compute).
-func (b *batch[T]) call(ctx context.Context, keys []string) (vals map[string]T, err error) {
-	b.g.stats.computations.Add(1)
-	defer func() {
-		if r := recover(); r != nil {
-			b.g.stats.panics.Add(1)
-			vals, err = nil, &PanicError{Value: r, Stack: debug.Stack()}
-		}
-	}()
-	return b.fn(ctx, keys)
 }
 
 // lookup reads keys, puts the values found in b.out, counts them in
@@ -336,52 +321,4 @@ func (b *batch[T]) ids(keys []string) ([]int64, map[int64][]string) {
 	}
 	slices.Sort(ids)
 	return ids, byID
-}
-
-// getMany reads cks, in one round trip if the Cache is a BatchCache. A nil
-// value is a miss; a failed read is a miss for every key.
-func (g *Group) getMany(ctx context.Context, cks []string) [][]byte {
-	if bc, ok := g.cache.(BatchCache); ok {
-		vals, err := bc.GetMany(ctx, cks)
-		if err == nil && len(vals) == len(cks) {
-			return vals
-		}
-		if err == nil {
-			err = fmt.Errorf("GetMany returned %d values for %d keys", len(vals), len(cks))
-		}
-		if ctx.Err() == nil {
-			g.stats.cacheErrors.Add(1)
-			g.log.warn(warnCacheGet, "pgflight: cache read failed, treating it as a miss", "keys", len(cks), "err", err)
-		}
-		return make([][]byte, len(cks))
-	}
-	vals := make([][]byte, len(cks))
-	for i, ck := range cks {
-		b, ok, err := g.cache.Get(ctx, ck)
-		if err != nil && ctx.Err() == nil {
-			g.stats.cacheErrors.Add(1)
-			g.log.warn(warnCacheGet, "pgflight: cache read failed, treating it as a miss", "key", logKey(ck), "err", err)
-		}
-		if ok {
-			if b == nil {
-				b = []byte{}
-			}
-			vals[i] = b
-		}
-	}
-	return vals
-}
-
-// setMany stores entries, in one round trip if the Cache is a BatchCache.
-func (g *Group) setMany(ctx context.Context, cks []string, vals [][]byte, ttls []time.Duration) error {
-	if bc, ok := g.cache.(BatchCache); ok {
-		return bc.SetMany(ctx, cks, vals, ttls)
-	}
-	var first error
-	for i, ck := range cks {
-		if err := g.cache.Set(ctx, ck, vals[i], ttls[i]); err != nil && first == nil {
-			first = err
-		}
-	}
-	return first
 }

@@ -2,7 +2,6 @@ package pgflight
 
 import (
 	"context"
-	"errors"
 	"math"
 	"time"
 )
@@ -27,19 +26,21 @@ func (g *Group) refreshEarly(e entry, o callOptions) bool {
 	return -float64(e.took)*o.beta*math.Log(g.rand()) >= remaining
 }
 
-// refreshLater starts a background refresh of key, whose entry e the
-// caller was just served, unless one is already running in this process,
-// the Group runs MaxRefreshes already, or this process refreshed the key
-// less than half a TTL ago. The last rule bounds what a skewed clock can
-// cost: with correct clocks an entry turns stale a whole TTL after its
-// refresh, so it never delays a due refresh.
+// refreshLater starts a background refresh of the key of from, the flight
+// whose caller was just served the entry e, unless one is already running
+// in this process, the Group runs MaxRefreshes already, or this process
+// refreshed the key less than half a TTL ago. The last rule bounds what a
+// skewed clock can cost: with correct clocks an entry turns stale a whole
+// TTL after its refresh, so it never delays a due refresh.
 //
-// The refresh takes the cluster lock with a try, so that only one process
-// refreshes a key; the others skip. It re-reads the entry under the lock and
-// skips if someone replaced it meanwhile. It runs under a context that keeps
-// the caller's values, not its cancellation, bounded by
-// Config.RefreshTimeout and cancelled by Close.
-func (g *Group) refreshLater(ctx context.Context, key, ck string, o callOptions, ops valueOps, e entry, early bool) {
+// The refresh is a flight of its own, with no callers. It takes the
+// cluster lock with a try, so that only one process refreshes a key; the
+// others skip. It re-reads the entry under the lock and skips if someone
+// replaced it meanwhile. It runs under a context that keeps the caller's
+// values, not its cancellation, bounded by Config.RefreshTimeout and
+// cancelled by Close.
+func (g *Group) refreshLater(ctx context.Context, from *flight, e entry, early bool) {
+	ck := from.ck()
 	now := time.Now() // the monotonic clock, immune to skew
 	g.mu.Lock()
 	_, running := g.refreshing[ck]
@@ -55,6 +56,7 @@ func (g *Group) refreshLater(ctx context.Context, key, ck string, o callOptions,
 		g.stats.earlyRefreshes.Add(1)
 	}
 
+	f := g.newFlight(flightKey{key: ck}, from.key, from.o, from.ops)
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), g.cfg.RefreshTimeout)
 	stop := context.AfterFunc(g.closing, cancel)
 	go func() {
@@ -66,49 +68,51 @@ func (g *Group) refreshLater(ctx context.Context, key, ck string, o callOptions,
 			g.mu.Lock()
 			delete(g.refreshing, ck)
 			if refreshed {
-				g.setCooldown(ck, time.Now().Add(o.ttl/2))
+				g.setCooldown(ck, time.Now().Add(f.o.ttl/2))
 			}
 			g.mu.Unlock()
 		}()
-		refreshed = g.refresh(rctx, key, ck, o, ops, e)
+		refreshed = f.refresh(rctx, e)
 	}()
 }
 
-// refresh is a background refresh's work. It reports whether the entry was
-// refreshed, by this process or, as found under the lock, by another.
-func (g *Group) refresh(ctx context.Context, key, ck string, o callOptions, ops valueOps, seen entry) bool {
-	id := g.lockID(g.cfg.Namespace, key)
+// refresh is a background refresh's work: the flight's fill, with a try
+// for the lock. It reports whether the entry was refreshed, by this process
+// or, as found under the lock, by another.
+func (f *flight) refresh(ctx context.Context, seen entry) bool {
+	g := f.g
 	try := g.locker.Lock
 	if t, ok := g.locker.(TryLocker); ok {
 		try = t.TryLock
 	}
 	wctx, cancel := g.lockWait(ctx)
 	defer cancel()
-	unlock, err := g.acquire(ctx, wctx, id, try)
+	start := time.Now()
+	unlock, err := try(wctx, g.lockID(g.cfg.Namespace, f.key))
+	err = g.lockWaited(ctx, wctx, start, err)
 	switch {
-	case err != nil && (ctx.Err() != nil || g.cfg.FailClosed):
-		return false
 	case err != nil:
-		g.stats.failOpens.Add(1)
-		g.log.warn(warnLocker, "pgflight: lock unavailable, refreshing without it", "key", logKey(ck), "err", err)
+		if g.lockFailed(ctx, f.subject(), err) != nil {
+			return false
+		}
 	case unlock == nil:
 		g.stats.refreshesSkipped.Add(1) // another process is refreshing
 		return true
 	default:
-		defer g.release(ctx, unlock, ck)
-		if r := g.read(ctx, ck, o, ops); r.state != absent && r.e.computedAt != seen.computedAt {
+		f.unlock = unlock
+		defer f.release(ctx)
+		if r := g.read(ctx, f.ck(), f.o, f.ops); r.state != absent && r.e.computedAt != seen.computedAt {
 			g.stats.refreshesSkipped.Add(1) // refreshed by someone else meanwhile
 			return true
 		}
 	}
 	g.stats.refreshesStarted.Add(1)
-	if _, err := g.computeAndStore(ctx, ck, o, ops); err != nil && ctx.Err() == nil {
-		if errors.Is(err, ErrMissing) {
-			// computeAndStore stored a negative entry in the value's place.
-			g.log.warn(warnRefresh, "pgflight: background refresh found the key missing, negative entry stored", "key", logKey(ck), "err", err)
+	if _, err := f.computeAndStore(ctx); err != nil && ctx.Err() == nil {
+		if storedAsMissing(err) {
+			g.log.warn(warnRefresh, "pgflight: background refresh found the key missing, negative entry stored", "key", logKey(f.ck()), "err", err)
 			return true
 		}
-		g.log.warn(warnRefresh, "pgflight: background refresh failed, stale value kept", "key", logKey(ck), "err", err)
+		g.log.warn(warnRefresh, "pgflight: background refresh failed, stale value kept", "key", logKey(f.ck()), "err", err)
 		return false
 	}
 	return true
