@@ -34,7 +34,7 @@ type TooLargeError struct {
 // (memcached -I; at most 1048467 bytes of value with this key)".
 func (e *TooLargeError) Error() string {
 	if e.Err != nil {
-		return fmt.Sprintf("value of %d bytes refused by memcached as too large (the Store assumed an item size limit of %d bytes; the server's -I is smaller): %v", e.Size, e.Limit, e.Err)
+		return fmt.Sprintf("value of %d bytes refused by memcached: object too large for cache (the Store assumed an item size limit of %d bytes; the server's -I is smaller)", e.Size, e.Limit)
 	}
 	return fmt.Sprintf("value of %d bytes exceeds the item size limit of %d bytes (memcached -I; at most %d bytes of value with this key)", e.Size, e.Limit, e.Max)
 }
