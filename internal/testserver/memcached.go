@@ -12,11 +12,33 @@ import (
 // goroutines; each waits until the server has reached the state it names.
 type Memcached struct{ *daemon }
 
+// MemcachedOptions configures [StartMemcachedWith].
+type MemcachedOptions struct {
+	// MaxItemSize is the largest item the server stores, in bytes: its -I
+	// option. An item is its key, its value and a header of some 50 bytes.
+	//
+	// Default: memcached's own, 1 MiB.
+	MaxItemSize int
+}
+
 // StartMemcached starts memcached from PATH on a free port of 127.0.0.1
 // (memcached -l 127.0.0.1 -p PORT -U 0) and returns once it answers. The
 // caller must Close it.
 func StartMemcached() (*Memcached, error) {
-	d, err := startDaemon("memcached", "memcached", memcachedArgs, memcachedReady)
+	return StartMemcachedWith(MemcachedOptions{})
+}
+
+// StartMemcachedWith is [StartMemcached] with options, which add to the
+// command line: -I BYTES for a MaxItemSize.
+func StartMemcachedWith(opts MemcachedOptions) (*Memcached, error) {
+	args := func(port int, dir string) []string {
+		a := memcachedArgs(port, dir)
+		if opts.MaxItemSize > 0 {
+			a = append(a, "-I", strconv.Itoa(opts.MaxItemSize))
+		}
+		return a
+	}
+	d, err := startDaemon("memcached", "memcached", args, memcachedReady)
 	if err != nil {
 		return nil, err
 	}
