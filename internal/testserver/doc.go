@@ -32,6 +32,7 @@
 // [StartRedisCluster] starts a Redis Cluster of masters without replicas,
 // and [RedisClusterURL] shares one per test binary, as [RedisURL] does;
 // PGFLIGHT_TEST_REDIS_CLUSTER_URL names a running one instead.
+// [StartRedisSentinel] starts a sentinel that monitors a [Redis].
 //
 // # Requirements
 //
