@@ -372,26 +372,3 @@ func TestClusterNodeDown(t *testing.T) {
 		t.Error("Stats().CacheErrors = 0 with a master down, want the failed reads and writes counted")
 	}
 }
-
-// TestStoreSentinel runs the suite through Sentinel's failover client, on
-// a master and a sentinel of the test's own.
-func TestStoreSentinel(t *testing.T) {
-	master, err := testserver.StartRedis()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { master.Close() })
-	sentinel, err := testserver.StartRedisSentinel(master, "pgflight")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sentinel.Close() })
-	storetest.Run(t, func(t *testing.T) pgflight.Cache {
-		rdb := redis.NewFailoverClient(&redis.FailoverOptions{
-			MasterName:    sentinel.MasterName(),
-			SentinelAddrs: []string{sentinel.Addr()},
-		})
-		t.Cleanup(func() { rdb.Close() })
-		return redisstore.New(rdb)
-	})
-}
