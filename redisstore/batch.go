@@ -10,10 +10,13 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// GetMany returns the values stored under keys, in order, with one GET per
-// key sent in one pipeline: one round trip on a single node, one per node
-// with Redis Cluster (MGET would fail across hash slots). A nil value is a
-// miss.
+// GetMany returns the values stored under keys, in order. A nil value is a
+// miss. Through a *redis.Client (a single node, or Sentinel's failover
+// client) it sends one MGET: one round trip. Through any other client, such
+// as a *redis.ClusterClient or *redis.Ring, it sends one GET per key in one
+// pipeline, which go-redis splits into one pipeline per node and sends to
+// the nodes concurrently: one round trip to each node that serves a key,
+// and no CROSSSLOT error, which an MGET across hash slots would get.
 func (s *Store) GetMany(ctx context.Context, keys []string) ([][]byte, error) {
 	var vals [][]byte
 	var err error
@@ -31,8 +34,14 @@ func (s *Store) GetMany(ctx context.Context, keys []string) ([][]byte, error) {
 	return vals, nil
 }
 
-// getMany sends GetMany's pipeline and reads its replies.
+// getMany sends GetMany's command, or pipeline, and reads the replies.
 func (s *Store) getMany(ctx context.Context, keys []string) ([][]byte, error) {
+	if len(keys) == 0 {
+		return [][]byte{}, nil
+	}
+	if s.single {
+		return s.mget(ctx, keys)
+	}
 	cmds := make([]*redis.StringCmd, len(keys))
 	_, err := s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, k := range keys {
@@ -54,6 +63,37 @@ func (s *Store) getMany(ctx context.Context, keys []string) ([][]byte, error) {
 			vals[i] = []byte{}
 		default:
 			vals[i] = b
+		}
+	}
+	return vals, nil
+}
+
+// mget reads keys with one MGET, which a single node serves whatever their
+// hash slots: half the time of a pipeline of GETs, and fewer allocations
+// (BenchmarkGetMany).
+func (s *Store) mget(ctx context.Context, keys []string) ([][]byte, error) {
+	ks := keys
+	if s.prefix != "" {
+		ks = make([]string, len(keys))
+		for i, k := range keys {
+			ks[i] = s.key(k)
+		}
+	}
+	replies, err := s.client.MGet(ctx, ks...).Result()
+	if err != nil {
+		return nil, err
+	}
+	if len(replies) != len(keys) {
+		return nil, fmt.Errorf("MGET of %d keys: %d replies", len(keys), len(replies))
+	}
+	vals := make([][]byte, len(keys))
+	for i, r := range replies {
+		switch r := r.(type) {
+		case nil: // a miss, or a key that holds no string
+		case string:
+			vals[i] = []byte(r) // non-nil even if empty
+		default:
+			return nil, fmt.Errorf("MGET: reply %d is a %T, want a string", i, r)
 		}
 	}
 	return vals, nil

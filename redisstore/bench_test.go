@@ -1,7 +1,9 @@
 package redisstore_test
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -50,4 +52,72 @@ func BenchmarkGet(b *testing.B) {
 	b.Run("redisstore/detached", func(b *testing.B) { get(b, redisstore.New(rdb), ctx) })
 	b.Run("redisstore/inline", func(b *testing.B) { get(b, redisstore.New(rdb), context.Background()) })
 	b.Run("redisstore/inline/ContextTimeoutEnabled", func(b *testing.B) { get(b, redisstore.New(rdbCT), dctx) })
+}
+
+// BenchmarkGetMany measures a GetMany of 100 hits of 100 bytes each, with a
+// ctx that never ends (inline). On a single node it is one MGET, one round
+// trip; on the 3-master test cluster, one GET per key in a pipeline, which
+// go-redis splits into one pipeline per master, sent concurrently. Its
+// baselines, through go-redis alone on the single node, are node/MGET, one
+// MGET of the same keys (which a cluster refuses across slots: CROSSSLOT),
+// and node/GET-pipeline, the pipeline of GETs that GetMany sends to a
+// cluster and used to send to a single node too.
+func BenchmarkGetMany(b *testing.B) {
+	ctx := context.Background()
+	keys := make([]string, 100)
+	vals := make([][]byte, len(keys))
+	ttls := make([]time.Duration, len(keys))
+	for i := range keys {
+		keys[i] = fmt.Sprintf("%s:%d", b.Name(), i)
+		vals[i] = bytes.Repeat([]byte{byte(i)}, 100)
+		ttls[i] = time.Hour
+	}
+	getMany := func(b *testing.B, rdb redis.UniversalClient) {
+		s := redisstore.New(rdb)
+		if err := s.SetMany(ctx, keys, vals, ttls); err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() {
+			for _, k := range keys {
+				rdb.Del(context.Background(), k)
+			}
+		})
+		b.ReportAllocs()
+		for b.Loop() {
+			got, err := s.GetMany(ctx, keys)
+			if err != nil || len(got) != len(keys) || got[len(got)-1] == nil {
+				b.Fatalf("GetMany = %d values, %v; want %d hits", len(got), err, len(keys))
+			}
+		}
+	}
+	node, cluster := newClient(b), newClusterClient(b)
+	b.Run("node/MGET", func(b *testing.B) {
+		if err := redisstore.New(node).SetMany(ctx, keys, vals, ttls); err != nil {
+			b.Fatal(err)
+		}
+		b.ReportAllocs()
+		for b.Loop() {
+			got, err := node.MGet(ctx, keys...).Result()
+			if err != nil || len(got) != len(keys) || got[len(got)-1] == nil {
+				b.Fatalf("MGET = %d values, %v; want %d hits", len(got), err, len(keys))
+			}
+		}
+	})
+	b.Run("node/GET-pipeline", func(b *testing.B) {
+		b.ReportAllocs()
+		cmds := make([]*redis.StringCmd, len(keys))
+		for b.Loop() {
+			_, err := node.Pipelined(ctx, func(p redis.Pipeliner) error {
+				for i, k := range keys {
+					cmds[i] = p.Get(ctx, k)
+				}
+				return nil
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("node", func(b *testing.B) { getMany(b, node) })
+	b.Run("cluster", func(b *testing.B) { getMany(b, cluster) })
 }

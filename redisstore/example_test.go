@@ -96,6 +96,43 @@ func ExampleNew_cluster() {
 	defer g.Close()
 }
 
+// GetMany reads a batch whose keys hash to different slots of a Redis
+// Cluster, served by different masters, with one pipeline per master.
+func ExampleStore_GetMany_cluster() {
+	ctx := context.Background()
+	opt, err := redis.ParseClusterURL(exampleClusterURL())
+	if err != nil {
+		panic(err)
+	}
+	rdb := redis.NewClusterClient(opt)
+	defer rdb.Close()
+	s := redisstore.New(rdb)
+
+	keys := []string{"example:a", "example:b", "example:c", "example:d"}
+	vals := [][]byte{[]byte("A"), []byte("B"), []byte("C")}
+	ttls := []time.Duration{time.Minute, time.Minute, time.Minute}
+	if err := s.SetMany(ctx, keys[:3], vals, ttls); err != nil {
+		panic(err)
+	}
+	got, err := s.GetMany(ctx, keys)
+	if err != nil {
+		panic(err)
+	}
+	for i, k := range keys {
+		fmt.Printf("%s %q hit=%v\n", k, got[i], got[i] != nil)
+	}
+	for _, k := range keys {
+		if err := s.Delete(ctx, k); err != nil {
+			panic(err)
+		}
+	}
+	// Output:
+	// example:a "A" hit=true
+	// example:b "B" hit=true
+	// example:c "C" hit=true
+	// example:d "" hit=false
+}
+
 // exampleTB lets examples use the test server, which reports failures
 // through a testing.TB.
 type exampleTB struct{ testing.TB }
@@ -104,3 +141,5 @@ func (exampleTB) Helper()                      {}
 func (exampleTB) Fatalf(f string, args ...any) { panic(fmt.Sprintf(f, args...)) }
 
 func exampleRedisURL() string { return testserver.RedisURL(exampleTB{}) }
+
+func exampleClusterURL() string { return testserver.RedisClusterURL(exampleTB{}) }

@@ -19,6 +19,7 @@ type Store struct {
 	client    redis.UniversalClient
 	prefix    string
 	deadlines bool // go-redis applies ctx deadlines to client's sockets
+	single    bool // client is a *redis.Client: one node serves every key
 }
 
 // New returns a Store that keeps its entries in Redis through client,
@@ -35,7 +36,8 @@ type Store struct {
 // own and returns when ctx ends; the command then finishes in the
 // background, within the client's ReadTimeout (see the package doc).
 func New(client redis.UniversalClient, opts ...Option) *Store {
-	s := &Store{client: client, deadlines: appliesDeadlines(client)}
+	_, single := client.(*redis.Client)
+	s := &Store{client: client, deadlines: appliesDeadlines(client), single: single}
 	for _, o := range opts {
 		o(s)
 	}

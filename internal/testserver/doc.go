@@ -29,6 +29,11 @@
 // Start, Kill, Pause and Resume each return once the server has reached the
 // state they name: gone, answering, or frozen with SIGSTOP.
 //
+// [StartRedisCluster] starts a Redis Cluster of masters without replicas,
+// and [RedisClusterURL] shares one per test binary, as [RedisURL] does;
+// PGFLIGHT_TEST_REDIS_CLUSTER_URL names a running one instead.
+// [StartRedisSentinel] starts a sentinel that monitors a [Redis].
+//
 // # Requirements
 //
 // Linux, and the servers' binaries: PostgreSQL from PATH or

@@ -71,14 +71,14 @@ func RedisURL(tb testing.TB) string {
 	return sharedRedis.url(tb)
 }
 
-// Main runs the tests and then stops the servers that [PostgresURL] and
-// [RedisURL] started, and exits with the tests' exit code. A test binary
-// that uses them calls it from TestMain:
+// Main runs the tests and then stops the servers that [PostgresURL],
+// [RedisURL] and [RedisClusterURL] started, and exits with the tests' exit
+// code. A test binary that uses them calls it from TestMain:
 //
 //	func TestMain(m *testing.M) { testserver.Main(m) }
 func Main(m *testing.M) {
 	code := m.Run()
-	if err := errors.Join(sharedPostgres.close(), sharedRedis.close()); err != nil {
+	if err := errors.Join(sharedPostgres.close(), sharedRedis.close(), sharedRedisCluster.close()); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 	}
 	os.Exit(code)
