@@ -12,9 +12,9 @@ import (
 
 // The batch statements, each one statement for the whole batch.
 const (
-	getManySQL = "select key, value from {{table}} where key = any($1) and expires_at > now()"
+	getManySQL = "select key, value from {{table}} where key = any($1::bytea[]) and (expires_at > now()) is true"
 	setManySQL = "insert into {{table}} (key, value, expires_at)" +
-		" select k, v, now() + d from unnest($1, $2, $3) as u(k, v, d)" +
+		" select k, v, now() + d from unnest($1::bytea[], $2::bytea[], $3::interval[]) as u(k, v, d)" +
 		" on conflict (key) do update set value = excluded.value, expires_at = excluded.expires_at"
 )
 

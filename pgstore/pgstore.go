@@ -4,22 +4,31 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // The statements of the Store, rendered with its table's names (see
-// names.render). Every one is a single statement sent in one round trip,
-// with binary parameters of declared types and no prepared statement (see
-// run). Times come from the server's clock, now(), so that processes with
-// skewed clocks agree on what has expired; a TTL travels as an interval.
+// names.render), each a single statement with binary parameters of
+// declared types (see run). Times come from the server's clock, now(), so
+// that processes with skewed clocks agree on what has expired; a TTL
+// travels as an interval.
+//
+// Reads test the expiry as (expires_at > now()) is true, which no index
+// can serve, so that the planner always finds rows by key. With a bare
+// expires_at > now() it may choose the expiry index instead (it did for
+// GetMany on a fresh table), and statistics taken before the latest writes
+// make that choice likelier as the table ages: such a scan reads every
+// live row.
 const (
-	getSQL = "select value from {{table}} where key = $1 and expires_at > now()"
-	setSQL = "insert into {{table}} (key, value, expires_at) values ($1, $2, now() + $3)" +
+	getSQL = "select value from {{table}} where key = $1::bytea and (expires_at > now()) is true"
+	setSQL = "insert into {{table}} (key, value, expires_at) values ($1::bytea, $2::bytea, now() + $3::interval)" +
 		" on conflict (key) do update set value = excluded.value, expires_at = excluded.expires_at"
-	deleteSQL = "delete from {{table}} where key = $1"
+	deleteSQL = "delete from {{table}} where key = $1::bytea"
 )
 
 // Parameter types of the statements.
@@ -43,6 +52,11 @@ type Store struct {
 	// The statements, rendered with names.
 	get, set, del, getMany, setMany, sweep, schema string
 
+	// prepared is whether statements go through the connections' statement
+	// caches (see run). It starts as the pool's configuration says, and
+	// turns off for good at the first sign of a transaction pooler.
+	prepared atomic.Bool
+
 	stop      context.CancelFunc // ends the janitor's context
 	done      chan struct{}      // closed when the janitor has returned
 	closeOnce sync.Once
@@ -56,9 +70,13 @@ type Store struct {
 // [WithManualSchema]).
 //
 // The Store works with any pool configuration, PgBouncer in transaction
-// pooling included: it sends every statement in one round trip without a
-// prepared statement, whatever the pool's DefaultQueryExecMode. The pool
-// stays the caller's: the Store never closes it.
+// pooling included. With pgx's default, QueryExecModeCacheStatement, it
+// uses the connections' prepared statements, which makes a hit about
+// three times cheaper for the server; with any other DefaultQueryExecMode,
+// or as soon as a statement fails because the server connection lacks its
+// prepared statement (a transaction pooler switched it), it sends each
+// statement unprepared, still in one round trip. The pool stays the
+// caller's: the Store never closes it.
 //
 // Unless [WithSweepInterval] turns it off, New starts a janitor goroutine
 // that deletes expired rows; [Store.Close] stops it.
@@ -94,6 +112,8 @@ func New(pool *pgxpool.Pool, opts ...Option) (*Store, error) {
 		schema:       n.render(schemaSQL),
 		done:         make(chan struct{}),
 	}
+	cc := pool.Config().ConnConfig
+	s.prepared.Store(cc.DefaultQueryExecMode == pgx.QueryExecModeCacheStatement && cc.StatementCacheCapacity > 0)
 	if o.sweepInterval < 0 {
 		close(s.done)
 		s.stop = func() {}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 )
 
@@ -35,31 +37,63 @@ func (s *Store) run(ctx context.Context, sql string, oids []uint32, args []any, 
 
 // runOnce is run without the schema creation.
 //
-// It talks to pgconn directly, with the unnamed statement and declared
-// parameter types, so that one round trip (Parse, Bind, Execute, Sync)
-// needs no statement description from an earlier one: pgx's default
-// statement cache would prepare named statements, which PgBouncer's
-// transaction pooling cannot keep, and its exec mode sends parameters and
-// results as text. The parameters are encoded with the connection's type
-// map; a []byte goes as it is.
+// With prepared statements on, it runs sql through the connection's
+// statement cache (pgx's QueryExecModeCacheStatement): after a
+// connection's first use of sql, one round trip that the server neither
+// parses nor plans again. A transaction pooler breaks that, since the
+// round trip that prepares may reach one server connection and the one
+// that executes another: the server then answers that the statement does
+// not exist (or, preparing, that it already does), before running
+// anything. runOnce then turns prepared statements off for the Store and
+// runs sql unprepared.
 func (s *Store) runOnce(ctx context.Context, sql string, oids []uint32, args []any, row func([][]byte)) (int64, error) {
 	c, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return 0, err
 	}
 	defer c.Release()
-	tm := c.Conn().TypeMap()
+	if s.prepared.Load() {
+		n, err := runPrepared(ctx, c.Conn(), sql, args, row)
+		if !isPoolerError(err) {
+			return n, err
+		}
+		s.prepared.Store(false)
+	}
+	return runUnprepared(ctx, c.Conn(), sql, oids, args, row)
+}
+
+// runPrepared runs sql through conn's statement cache.
+func runPrepared(ctx context.Context, conn *pgx.Conn, sql string, args []any, row func([][]byte)) (int64, error) {
+	rows, _ := conn.Query(ctx, sql, append([]any{pgx.QueryExecModeCacheStatement}, args...)...)
+	for rows.Next() {
+		if row != nil {
+			row(rows.RawValues())
+		}
+	}
+	rows.Close()
+	return rows.CommandTag().RowsAffected(), rows.Err()
+}
+
+// runUnprepared runs sql in one round trip (Parse, Bind, Execute, Sync)
+// with the unnamed statement and declared parameter types, so that it
+// needs no statement description from an earlier round trip. It talks to
+// pgconn directly because pgx's exec mode, the other way to do so, sends
+// parameters and results as text, which doubles every value in hex. The
+// parameters are encoded with the connection's type map; a []byte goes as
+// it is.
+func runUnprepared(ctx context.Context, conn *pgx.Conn, sql string, oids []uint32, args []any, row func([][]byte)) (int64, error) {
 	params := make([][]byte, len(args))
 	for i, a := range args {
 		if b, ok := a.([]byte); ok {
 			params[i] = b
 			continue
 		}
-		if params[i], err = tm.Encode(oids[i], pgtype.BinaryFormatCode, a, nil); err != nil {
+		var err error
+		if params[i], err = conn.TypeMap().Encode(oids[i], pgtype.BinaryFormatCode, a, nil); err != nil {
 			return 0, fmt.Errorf("encode parameter %d: %w", i+1, err)
 		}
 	}
-	rr := c.Conn().PgConn().ExecParams(ctx, sql, params, oids, binary, binary)
+	rr := conn.PgConn().ExecParams(ctx, sql, params, oids, binary, binary)
 	for rr.NextRow() {
 		if row != nil {
 			row(rr.Values())
@@ -67,6 +101,15 @@ func (s *Store) runOnce(ctx context.Context, sql string, oids []uint32, args []a
 	}
 	tag, err := rr.Close()
 	return tag.RowsAffected(), err
+}
+
+// isPoolerError reports whether err says that the server connection does
+// not hold the prepared statements the client connection prepared on it:
+// invalid_sql_statement_name ("prepared statement ... does not exist") or
+// duplicate_prepared_statement.
+func isPoolerError(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (pgErr.Code == "26000" || pgErr.Code == "42P05")
 }
 
 // wrap names op in err, and adds ctx's error if ctx has ended and err does

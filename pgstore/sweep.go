@@ -11,7 +11,7 @@ import (
 // of several processes sweep at once, each taking other rows, and never
 // makes a sweep wait for a writer; the expiry index finds the rows.
 const sweepSQL = "delete from {{table}} where key in" +
-	" (select key from {{table}} where expires_at <= now() limit $1 for update skip locked)"
+	" (select key from {{table}} where expires_at <= now() limit $1::int8 for update skip locked)"
 
 var sweepOIDs = []uint32{pgtype.Int8OID}
 
