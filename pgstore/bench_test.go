@@ -6,10 +6,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/pgflight/pgflight"
 	"github.com/pgflight/pgflight/internal/testserver"
+	"github.com/pgflight/pgflight/pgstore"
 	"github.com/pgflight/pgflight/redisstore"
 )
 
@@ -17,13 +20,32 @@ import (
 // local test server, in one run: a hit (Get of a 1 KB value), a miss as
 // Fetch pays it (Get of a missing key, then Set of a 1 KB value), and
 // GetMany of 100 present keys. Each op is sequential, on one connection.
+// pgstore runs on pgx's default pool (prepared statements), and
+// pgstore-unprepared on a pool in exec mode, as behind PgBouncer in
+// transaction pooling.
 // The Redis client has ContextTimeoutEnabled and the ctx a deadline, the
 // configuration redisstore recommends, so neither store starts a
 // goroutine per call. pgstore's janitor is off.
 func BenchmarkStores(b *testing.B) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
 	b.Cleanup(cancel)
-	pg, _ := newStore(b, newPool(b, 4))
+	pg, table := newStore(b, newPool(b, 4))
+	// The same table through a pool in exec mode: unprepared statements,
+	// as through PgBouncer in transaction pooling.
+	cfg, err := pgxpool.ParseConfig(testserver.PostgresURL(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeExec
+	execPool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(execPool.Close)
+	pgu, err := pgstore.New(execPool, pgstore.WithTable(table), pgstore.WithSweepInterval(-1))
+	if err != nil {
+		b.Fatal(err)
+	}
 	opt, err := redis.ParseURL(testserver.RedisURL(b))
 	if err != nil {
 		b.Fatal(err)
@@ -36,6 +58,7 @@ func BenchmarkStores(b *testing.B) {
 		c    pgflight.BatchCache
 	}{
 		{"pgstore", pg},
+		{"pgstore-unprepared", pgu},
 		{"redisstore", redisstore.New(rdb)},
 	}
 	val := make([]byte, 1<<10)

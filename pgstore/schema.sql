@@ -8,7 +8,7 @@
 -- writes cheaper; PostgreSQL empties the table after a crash, and a
 -- standby does not have it. key is the entry's key as bytes (keys may hold
 -- any bytes, which text cannot), or for a key longer than 1,024 bytes its
--- first 1,024 bytes and their SHA-256 of the whole key, so that every key
+-- first 1,024 bytes followed by the SHA-256 of the whole key, so that every key
 -- fits a B-tree entry. expires_at is set from the server's clock.
 CREATE UNLOGGED TABLE IF NOT EXISTS {{table}} (
 	key        bytea       PRIMARY KEY,
