@@ -8,15 +8,20 @@
 //	                         coordination, in-process coalescing and pgflight
 //	                         on PostgreSQL
 //	pgflight locks [flags]   list the advisory locks held or awaited in the database
+//	                         (-watch: again every -interval until interrupted)
+//	pgflight inspect [flags] KEY
+//	                         show the entry stored for KEY in Redis: times, size,
+//	                         kind and value (exit status 0 found, 1 not, 2 error)
 //	pgflight help            print this help
 //
-// Both commands find PostgreSQL through -database-url, else DATABASE_URL,
-// else the usual PG* variables, else postgres://127.0.0.1:5432/postgres.
-// The demo finds Redis through -redis-url, else REDIS_URL, else
-// redis://127.0.0.1:6379/0; if either server is unreachable it says so and
-// runs its comparison in one process on the embedded default.
+// The demo and locks find PostgreSQL through -database-url, else
+// DATABASE_URL, else the usual PG* variables, else
+// postgres://127.0.0.1:5432/postgres. The demo and inspect find Redis
+// through -redis-url, else REDIS_URL, else redis://127.0.0.1:6379/0; if
+// either server is unreachable the demo says so and runs its comparison in
+// one process on the embedded default.
 //
-// Run "pgflight demo -h" or "pgflight locks -h" for each command's flags.
+// Run "pgflight <command> -h" for each command's flags.
 package main
 
 import (
@@ -37,19 +42,42 @@ func main() {
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "pgflight:", err)
-		os.Exit(1)
+		os.Exit(exitStatus(err))
 	}
+}
+
+// A statusError is an error that ends the command with an exit status
+// other than 1.
+type statusError struct {
+	code int
+	err  error
+}
+
+func (e *statusError) Error() string { return e.err.Error() }
+func (e *statusError) Unwrap() error { return e.err }
+
+// exitStatus returns the exit status for err, a non-nil error from run:
+// a statusError's, else 1.
+func exitStatus(err error) int {
+	var se *statusError
+	if errors.As(err, &se) {
+		return se.code
+	}
+	return 1
 }
 
 // usage is the help text printed by "pgflight help" and on a bad command.
 const usage = `usage: pgflight <command> [flags]
 
 commands:
-  demo    start worker processes that all miss one cold key at once, then many (a
-          cold start), and compare no coordination, in-process coalescing and
-          pgflight on PostgreSQL
-  locks   list the advisory locks held or awaited in the database
-  help    print this help
+  demo     start worker processes that all miss one cold key at once, then many
+           (a cold start), and compare no coordination, in-process coalescing
+           and pgflight on PostgreSQL
+  locks    list the advisory locks held or awaited in the database; -watch
+           lists them again every -interval until interrupted
+  inspect  show the entry stored for a key in Redis: its times, size, kind and
+           value (exit status 0 found, 1 not found, 2 error)
+  help     print this help
 
 Run "pgflight <command> -h" for the command's flags.
 `
@@ -88,6 +116,8 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		err = runDemo(ctx, args, stdout, stderr)
 	case "locks":
 		err = runLocks(ctx, args, stdout, stderr)
+	case "inspect":
+		err = runInspect(ctx, args, stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

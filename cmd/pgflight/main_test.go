@@ -335,6 +335,12 @@ func TestCommandLine(t *testing.T) {
 		{"bad flag", []string{"demo", "-nope"}, "-nope", "", "usage: pgflight demo"},
 		{"bad procs", []string{"demo", "-procs", "0"}, "-procs", "", "usage: pgflight demo"},
 		{"extra argument", []string{"locks", "now"}, `unexpected argument "now"`, "", "usage: pgflight locks"},
+		{"interval without watch", []string{"locks", "-interval", "2s"}, "need -watch", "", "usage: pgflight locks"},
+		{"zero interval", []string{"locks", "-watch", "-interval", "0s"}, "-interval must be positive", "", "usage: pgflight locks"},
+		{"locks help", []string{"locks", "-h"}, "", "", "-watch"},
+		{"inspect help", []string{"inspect", "-h"}, "", "", "Exit status: 0"},
+		{"inspect without key", []string{"inspect"}, "no KEY", "", "usage: pgflight inspect"},
+		{"inspect two keys", []string{"inspect", "a", "-value", "b"}, `unexpected argument "b"`, "", "usage: pgflight inspect"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out, errOut, err := runCmd(t, tc.args...)

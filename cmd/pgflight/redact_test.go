@@ -11,7 +11,9 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/pgflight/pgflight"
 	"github.com/pgflight/pgflight/internal/testserver"
+	"github.com/pgflight/pgflight/redisstore"
 )
 
 // A secret is a password as a test hands it to the command, and the
@@ -83,9 +85,10 @@ func redisUser(t *testing.T, redisURL, user, pw string) {
 	})
 }
 
-// No password given to the demo or to locks, in any form a connection
-// string takes, shows in anything they print or return, whether the
-// servers answer or not, and whether the string parses or not.
+// No password given to the demo, to locks (once or with -watch) or to
+// inspect, in any form a connection string takes, shows in anything they
+// print or return, whether the servers answer or not, and whether the
+// string parses or not; not even where a cached value holds it.
 func TestNoPasswordInOutput(t *testing.T) {
 	pgURL, redisURL := testserver.PostgresURL(t), testserver.RedisURL(t) // before the PG* variables are cleared
 	for _, v := range append(pgEnvVars, "DATABASE_URL", "REDIS_URL", "PGSSLPASSWORD") {
@@ -185,22 +188,53 @@ func TestNoPasswordInOutput(t *testing.T) {
 			}
 		})
 	}
+	check := func(t *testing.T, c tc, args ...string) {
+		t.Helper()
+		for k, v := range c.env {
+			t.Setenv(k, v)
+		}
+		out, errOut, err := runCmd(t, append(args, c.args...)...)
+		all := out + errOut
+		if err != nil {
+			all += err.Error()
+		}
+		t.Logf("stdout:\n%s\nstderr:\n%s\nerr: %v", out, errOut, err)
+		c.secret.check(t, all)
+		if !strings.Contains(all, c.want) {
+			t.Errorf("output lacks %q", c.want)
+		}
+	}
 	for _, c := range pgCases("advisory locks in ", "connection refused") {
-		t.Run("locks/"+c.name, func(t *testing.T) {
-			for k, v := range c.env {
-				t.Setenv(k, v)
-			}
-			out, errOut, err := runCmd(t, append([]string{"locks"}, c.args...)...)
-			all := out + errOut
-			if err != nil {
-				all += err.Error()
-			}
-			t.Logf("stdout:\n%s\nstderr:\n%s\nerr: %v", out, errOut, err)
-			c.secret.check(t, all)
-			if !strings.Contains(all, c.want) {
-				t.Errorf("output lacks %q", c.want)
-			}
-		})
+		t.Run("locks/"+c.name, func(t *testing.T) { check(t, c, "locks") })
+		t.Run("locks-watch/"+c.name, func(t *testing.T) { check(t, c, "locks", "-watch", "-interval", "5ms", "-count", "2") })
+	}
+
+	// inspect, on an entry whose value holds a password it is given.
+	opt, err := redis.ParseURL(redisURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(opt)
+	defer rdb.Close()
+	g, err := pgflight.New(pgflight.Config{Cache: redisstore.New(rdb), Namespace: "redact"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	if _, err := pgflight.Fetch(context.Background(), g, "leak", func(context.Context) (string, error) {
+		return "the password is " + rUser.pw, nil
+	}, pgflight.WithForceRefresh()); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []tc{
+		{"redis user password", []string{"-redis-url", withPassword(t, redisURL, "pgflight-redact", rUser.pw)}, nil, rUser, "the password is xxxxx"},
+		{"redis default password", []string{"-redis-url", withPassword(t, redisURL, "", rDefault.pw)}, nil, rDefault, "the password is "},
+		{"redis password, dead", []string{"-redis-url", withPassword(t, deadRedis, "", rDefault.pw)}, nil, rDefault, "connection refused"},
+		{"REDIS_URL", nil, map[string]string{"REDIS_URL": withPassword(t, redisURL, "pgflight-redact", rUser.pw)}, rUser, "the password is xxxxx"},
+		{"redis unparsable url", []string{"-redis-url", strings.Replace(redisURL, "redis://", "redis://:"+rBroken.pw+"@", 1)}, nil, rBroken, "unparsable URL"},
+	} {
+		t.Run("inspect/"+c.name, func(t *testing.T) { check(t, c, "inspect", "-namespace", "redact", "leak") })
+		t.Run("inspect-value/"+c.name, func(t *testing.T) { check(t, c, "inspect", "-value", "-namespace", "redact", "leak") })
 	}
 }
 
