@@ -40,6 +40,17 @@ func BenchmarkHit(b *testing.B) {
 			}
 		}
 	})
+	// The same with an Observer that does nothing: what observing costs
+	// (issue 11.1; "memstore/fetch" has none, and must not pay for it).
+	gobs := newGroup(b, pgflight.Config{Cache: mem, Namespace: "bench", Observer: pgflight.NopObserver{}})
+	b.Run("memstore/fetch-observed", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := pgflight.Fetch(ctx, gobs, "k", fn); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 
 	rdb := newRedis(b)
 	rs := redisstore.New(rdb)

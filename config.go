@@ -121,6 +121,12 @@ type Config struct {
 	//
 	// Default: slog.Default().
 	Logger *slog.Logger
+
+	// Observer is told of every hit, flight, lock wait, computation,
+	// store and refresh, for metrics and traces (see [Observer]).
+	//
+	// Default: nil, nothing is observed, at no cost.
+	Observer Observer
 }
 
 // Defaults.

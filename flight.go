@@ -31,6 +31,8 @@ type flight struct {
 	// unlock releases the lock the flight holds; only the flight's own
 	// goroutine sets and calls it.
 	unlock func(context.Context) error
+	// outcome says how the flight got its result; set before done closes.
+	outcome Outcome
 }
 
 // flightKey separates force-refreshing flights from ordinary ones: an
@@ -60,6 +62,10 @@ func (f *flight) subject() subject { return subject{key: f.key, ck: f.fk.key} }
 // the first included, can leave when its ctx ends while the computation
 // goes on for the others.
 func (g *Group) do(ctx context.Context, key string, o callOptions, ops valueOps) (any, error) {
+	var start time.Time
+	if g.obs != nil {
+		start = time.Now()
+	}
 	fk := flightKey{key: cacheKey(g.cfg.Namespace, key), force: o.force}
 	g.mu.Lock()
 	if g.closed {
@@ -73,7 +79,7 @@ func (g *Group) do(ctx context.Context, key string, o callOptions, ops valueOps)
 		}
 		g.mu.Unlock()
 		g.stats.coalesced.Add(1)
-		return f.wait(ctx)
+		return f.joinedWait(ctx, start)
 	}
 	// A hit with no one else asking never needs the done channel, so it is
 	// made only when a caller waits.
@@ -87,6 +93,9 @@ func (g *Group) do(ctx context.Context, key string, o callOptions, ops valueOps)
 			g.stats.hits.Add(1)
 			if r.err != nil {
 				g.stats.negativeHits.Add(1)
+			}
+			if g.obs != nil {
+				g.obs.Hit(ctx, HitData{Namespace: g.cfg.Namespace, Key: key, Stale: r.state == stale, Negative: r.err != nil})
 			}
 			switch {
 			case r.state == stale:
@@ -108,41 +117,76 @@ func (g *Group) do(ctx context.Context, key string, o callOptions, ops valueOps)
 		f.finish(nil, err)
 		return nil, err
 	}
-	f.ctx, f.cancel = context.WithCancelCause(context.WithoutCancel(ctx))
+	octx := ctx
+	if g.obs != nil {
+		octx = g.obs.FlightStart(ctx, FlightStartData{Namespace: g.cfg.Namespace, Key: key, Start: start, Led: true})
+	}
+	f.ctx, f.cancel = context.WithCancelCause(context.WithoutCancel(octx))
 	if f.done == nil {
 		f.done = make(chan struct{})
 	}
 	g.running.Add(1)
 	g.mu.Unlock()
 	go f.run()
-	return f.wait(ctx)
+	if g.obs == nil {
+		v, err, _ := f.wait(ctx)
+		return v, err
+	}
+	v, err, served := f.wait(ctx)
+	f.observeEnd(octx, start, true, served, err)
+	return v, err
 }
 
-// wait returns the flight's result, or ctx.Err() as soon as ctx ends. The
+// joinedWait waits for the flight as a caller that joined it at start,
+// and tells the Observer.
+func (f *flight) joinedWait(ctx context.Context, start time.Time) (any, error) {
+	g := f.g
+	if g.obs == nil {
+		v, err, _ := f.wait(ctx)
+		return v, err
+	}
+	octx := g.obs.FlightStart(ctx, FlightStartData{Namespace: g.cfg.Namespace, Key: f.key, Start: start})
+	v, err, served := f.wait(ctx)
+	f.observeEnd(octx, start, false, served, err)
+	return v, err
+}
+
+// observeEnd tells the Observer how a caller's wait that began at start
+// ended; served says it got the flight's result.
+func (f *flight) observeEnd(ctx context.Context, start time.Time, led, served bool, err error) {
+	d := FlightEndData{Namespace: f.g.cfg.Namespace, Key: f.key, Led: led, Err: err, Duration: time.Since(start)}
+	if served {
+		d.Outcome = f.outcome
+	}
+	f.g.obs.FlightEnd(ctx, d)
+}
+
+// wait returns the flight's result (served), or ctx.Err() as soon as ctx
+// ends. The
 // last caller to leave cancels the computation and forgets the flight, so a
 // newcomer starts afresh instead of inheriting a cancelled flight.
 //
 // Close ends every wait at once with ErrClosed: a computation that ignores
 // its cancelled context may finish later, but its callers have left.
-func (f *flight) wait(ctx context.Context) (any, error) {
+func (f *flight) wait(ctx context.Context) (v any, err error, served bool) {
 	g := f.g
 	select {
 	case <-f.done:
-		return f.val, f.err
+		return f.val, f.err, true
 	case <-g.closing.Done():
 		select {
 		case <-f.done:
-			return f.val, f.err
+			return f.val, f.err, true
 		default:
 		}
-		return nil, fmt.Errorf("pgflight: fetch %s: %w", quoteKey(f.key), ErrClosed)
+		return nil, fmt.Errorf("pgflight: fetch %s: %w", quoteKey(f.key), ErrClosed), false
 	case <-ctx.Done():
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	select {
 	case <-f.done:
-		return f.val, f.err
+		return f.val, f.err, true
 	default:
 	}
 	f.callers--
@@ -154,7 +198,7 @@ func (f *flight) wait(ctx context.Context) (any, error) {
 			f.cancel(context.Canceled)
 		}
 	}
-	return nil, ctx.Err()
+	return nil, ctx.Err(), false
 }
 
 // finish publishes the flight's result to its callers.
@@ -203,19 +247,24 @@ func (f *flight) fill(ctx context.Context) (any, error) {
 	wctx, cancel := g.lockWait(ctx)
 	defer cancel()
 	r, err := f.lock(ctx, wctx)
+	f.outcome = OutcomeComputed
 	switch {
 	case r.state != absent:
 		g.stats.received.Add(1) // the holder we followed stored it
+		f.outcome = OutcomeReceived
 		return r.v, r.err
 	case err != nil:
 		if err := g.lockFailed(ctx, f.subject(), err); err != nil {
+			f.outcome = OutcomeNone
 			return nil, err
 		}
+		f.outcome = OutcomeFailedOpen
 	case !f.o.force:
 		// The double check: whoever held the lock before us may have
 		// stored the value between our miss and our grant.
 		if r := g.read(ctx, f.ck(), f.o.again(), f.ops); r.state != absent {
 			g.stats.received.Add(1)
+			f.outcome = OutcomeReceived
 			return r.v, r.err
 		}
 	}
@@ -242,7 +291,7 @@ func (f *flight) lock(ctx, wctx context.Context) (found, error) {
 		for range 2 {
 			start := time.Now()
 			unlock, err := fl.LockOrFollow(wctx, id)
-			if err := g.lockWaited(ctx, wctx, start, err); err != nil || unlock != nil {
+			if err := g.lockWaited(ctx, wctx, f.subject(), start, err); err != nil || unlock != nil {
 				f.unlock = unlock
 				return found{}, err
 			}
@@ -253,7 +302,7 @@ func (f *flight) lock(ctx, wctx context.Context) (found, error) {
 	}
 	start := time.Now()
 	unlock, err := g.locker.Lock(wctx, id)
-	if err = g.lockWaited(ctx, wctx, start, err); err == nil && unlock == nil {
+	if err = g.lockWaited(ctx, wctx, f.subject(), start, err); err == nil && unlock == nil {
 		err = errNoUnlock
 	}
 	if err != nil {
@@ -278,7 +327,7 @@ func (f *flight) computeAndStore(ctx context.Context) (any, error) {
 	g := f.g
 	var e encoded
 	start := g.now()
-	err := g.compute(func() error {
+	err := g.compute(ctx, f.subject(), func() error {
 		v, err := f.ops.compute(ctx)
 		if err == nil {
 			e, err = g.encode(f.ck(), v, f.ops)

@@ -20,6 +20,7 @@ type Group struct {
 	cache  Cache
 	locker Locker
 	log    rateLimitedLogger
+	obs    Observer // nil: nothing is observed
 	stats  counters
 	lockID func(namespace, key string) int64 // replaced by tests to force collisions
 	now    func() time.Time                  // replaced by tests to skew the clock
@@ -53,6 +54,7 @@ func New(cfg Config) (*Group, error) {
 		cache:      cfg.Cache,
 		locker:     cfg.Locker,
 		log:        rateLimitedLogger{l: cfg.Logger},
+		obs:        cfg.Observer,
 		lockID:     lockID,
 		now:        time.Now,
 		rand:       func() float64 { return 1 - rand.Float64() },

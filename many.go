@@ -134,7 +134,7 @@ func (b *batch[T]) run(ctx context.Context, keys []string) error {
 		for chunk := range slices.Chunk(ids, manyChunk) {
 			start := time.Now()
 			err := bl.WaitMany(wctx, chunk)
-			if err := g.lockWaited(ctx, wctx, start, err); err != nil {
+			if err := g.lockWaited(ctx, wctx, subject{n: len(chunk)}, start, err); err != nil {
 				return b.lockFailed(ctx, theirs, err)
 			}
 		}
@@ -152,7 +152,7 @@ func (b *batch[T]) lockChunk(ctx, wctx context.Context, bl BatchLocker, keys []s
 	ids, byID := b.ids(keys)
 	start := time.Now()
 	held, unlock, err := bl.TryLockMany(wctx, ids)
-	if err := b.g.lockWaited(ctx, wctx, start, err); err != nil {
+	if err := b.g.lockWaited(ctx, wctx, subject{n: len(ids)}, start, err); err != nil {
 		return nil, b.lockFailed(ctx, keys, err)
 	}
 	var ours, theirs []string
@@ -188,7 +188,7 @@ func (b *batch[T]) lockEach(ctx, wctx context.Context, keys []string) error {
 	for _, id := range ids {
 		start := time.Now()
 		unlock, err := b.g.locker.Lock(wctx, id)
-		if err = b.g.lockWaited(ctx, wctx, start, err); err == nil && unlock == nil {
+		if err = b.g.lockWaited(ctx, wctx, subject{n: 1}, start, err); err == nil && unlock == nil {
 			err = errNoUnlock
 		}
 		if err != nil {
@@ -238,7 +238,7 @@ func (b *batch[T]) compute(ctx context.Context, keys []string) error {
 	}
 	es := make([]encoded, len(keys))
 	start := g.now()
-	err := g.compute(func() error {
+	err := g.compute(ctx, b.subject(keys), func() error {
 		vals, err := b.fn(ctx, keys)
 		if err != nil {
 			return err
@@ -295,12 +295,16 @@ func (b *batch[T]) lookup(ctx context.Context, keys []string, counter interface{
 		switch {
 		case r.state == absent:
 			missing = append(missing, k)
+			continue
 		case r.err != nil:
 			g.stats.negativeHits.Add(1)
 			counter.Add(1)
 		default:
 			b.out[k] = r.v.(T)
 			counter.Add(1)
+		}
+		if g.obs != nil && !again {
+			g.obs.Hit(ctx, HitData{Namespace: g.cfg.Namespace, Key: k, Stale: r.state == stale, Negative: r.err != nil})
 		}
 	}
 	return missing

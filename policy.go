@@ -46,12 +46,19 @@ func (s subject) count() uint64 { return uint64(max(s.n, 1)) }
 // kill the process from a goroutine that no caller can recover in; the
 // flight's deferred release still runs, so the lock is released, and
 // nothing is stored.
-func (g *Group) compute(call func() error) (err error) {
+func (g *Group) compute(ctx context.Context, s subject, call func() error) (err error) {
 	g.stats.computations.Add(1)
+	var start time.Time
+	if g.obs != nil {
+		start = time.Now()
+	}
 	defer func() {
 		if r := recover(); r != nil {
 			g.stats.panics.Add(1)
 			err = &PanicError{Value: r, Stack: debug.Stack()}
+		}
+		if g.obs != nil {
+			g.obs.Compute(ctx, ComputeData{Namespace: g.cfg.Namespace, Key: s.key, Keys: s.n, Duration: time.Since(start), Err: err})
 		}
 	}()
 	return call()
@@ -104,10 +111,18 @@ func (g *Group) store(ctx context.Context, s subject, cks []string, es []encoded
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
 	defer cancel()
-	if err := g.setMany(sctx, cks, bufs, ttls); err != nil {
+	err := g.setMany(sctx, cks, bufs, ttls)
+	if err != nil {
 		g.stats.cacheErrors.Add(1)
 		k, v := s.attr()
 		g.log.warn(warnCacheSet, "pgflight: cache write failed, value returned uncached", k, v, "err", err)
+	}
+	if g.obs != nil {
+		n := 0
+		for _, b := range bufs {
+			n += len(b)
+		}
+		g.obs.Store(ctx, StoreData{Namespace: g.cfg.Namespace, Key: s.key, Keys: s.n, Bytes: n, Err: err})
 	}
 }
 
@@ -126,6 +141,9 @@ func (g *Group) lockFailed(ctx context.Context, s subject, err error) error {
 	g.stats.failOpens.Add(s.count())
 	k, v := s.attr()
 	g.log.warn(warnLocker, "pgflight: lock unavailable, computing without it", k, v, "err", err)
+	if g.obs != nil {
+		g.obs.FailOpen(ctx, FailOpenData{Namespace: g.cfg.Namespace, Key: s.key, Keys: s.n, Err: err})
+	}
 	return nil
 }
 
@@ -141,14 +159,20 @@ func (g *Group) lockWait(ctx context.Context) (context.Context, context.CancelFu
 	return ctx, func() {}
 }
 
-// lockWaited accounts for a lock call that began at start under wctx,
-// which lockWait derived from ctx, and returned err: it counts the time in
-// Stats.LockWait, and says so in the error when LockWait cut it short.
-func (g *Group) lockWaited(ctx, wctx context.Context, start time.Time, err error) error {
-	g.stats.lockWait.Add(int64(time.Since(start)))
-	if err != nil && ctx.Err() == nil && wctx.Err() != nil {
+// lockWaited accounts for a lock call about s that began at start under
+// wctx, which lockWait derived from ctx, and returned err: it counts the
+// time in Stats.LockWait, says so in the error when LockWait cut it short,
+// and tells the Observer.
+func (g *Group) lockWaited(ctx, wctx context.Context, s subject, start time.Time, err error) error {
+	d := time.Since(start)
+	g.stats.lockWait.Add(int64(d))
+	timedOut := err != nil && ctx.Err() == nil && wctx.Err() != nil
+	if timedOut {
 		g.stats.lockTimeouts.Add(1)
 		err = fmt.Errorf("lock wait exceeded %v: %w", g.cfg.LockWait, err)
+	}
+	if g.obs != nil {
+		g.obs.LockWait(ctx, LockWaitData{Namespace: g.cfg.Namespace, Key: s.key, Keys: s.n, Duration: d, Err: err, TimedOut: timedOut})
 	}
 	return err
 }

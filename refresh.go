@@ -47,6 +47,7 @@ func (g *Group) refreshLater(ctx context.Context, from *flight, e entry, early b
 	if g.closed || running || len(g.refreshing) >= g.cfg.MaxRefreshes || now.Before(g.cooldown[ck]) {
 		g.mu.Unlock()
 		g.stats.refreshesSkipped.Add(1)
+		g.observeRefresh(ctx, from.key, early, SkipBusy)
 		return
 	}
 	g.refreshing[ck] = struct{}{}
@@ -72,14 +73,14 @@ func (g *Group) refreshLater(ctx context.Context, from *flight, e entry, early b
 			}
 			g.mu.Unlock()
 		}()
-		refreshed = f.refresh(rctx, e)
+		refreshed = f.refresh(rctx, e, early)
 	}()
 }
 
 // refresh is a background refresh's work: the flight's fill, with a try
 // for the lock. It reports whether the entry was refreshed, by this process
 // or, as found under the lock, by another.
-func (f *flight) refresh(ctx context.Context, seen entry) bool {
+func (f *flight) refresh(ctx context.Context, seen entry, early bool) bool {
 	g := f.g
 	try := g.locker.Lock
 	if t, ok := g.locker.(TryLocker); ok {
@@ -89,7 +90,7 @@ func (f *flight) refresh(ctx context.Context, seen entry) bool {
 	defer cancel()
 	start := time.Now()
 	unlock, err := try(wctx, g.lockID(g.cfg.Namespace, f.key))
-	err = g.lockWaited(ctx, wctx, start, err)
+	err = g.lockWaited(ctx, wctx, f.subject(), start, err)
 	switch {
 	case err != nil:
 		if g.lockFailed(ctx, f.subject(), err) != nil {
@@ -97,16 +98,19 @@ func (f *flight) refresh(ctx context.Context, seen entry) bool {
 		}
 	case unlock == nil:
 		g.stats.refreshesSkipped.Add(1) // another process is refreshing
+		g.observeRefresh(ctx, f.key, early, SkipLocked)
 		return true
 	default:
 		f.unlock = unlock
 		defer f.release(ctx)
 		if r := g.read(ctx, f.ck(), f.o, f.ops); r.state != absent && r.e.computedAt != seen.computedAt {
 			g.stats.refreshesSkipped.Add(1) // refreshed by someone else meanwhile
+			g.observeRefresh(ctx, f.key, early, SkipReplaced)
 			return true
 		}
 	}
 	g.stats.refreshesStarted.Add(1)
+	g.observeRefresh(ctx, f.key, early, SkipNone)
 	if _, err := f.computeAndStore(ctx); err != nil && ctx.Err() == nil {
 		if storedAsMissing(err) {
 			g.log.warn(warnRefresh, "pgflight: background refresh found the key missing, negative entry stored", "key", logKey(f.ck()), "err", err)
@@ -116,6 +120,14 @@ func (f *flight) refresh(ctx context.Context, seen entry) bool {
 		return false
 	}
 	return true
+}
+
+// observeRefresh tells the Observer of a refresh of key started (skip is
+// SkipNone) or skipped.
+func (g *Group) observeRefresh(ctx context.Context, key string, early bool, skip RefreshSkip) {
+	if g.obs != nil {
+		g.obs.Refresh(ctx, RefreshData{Namespace: g.cfg.Namespace, Key: key, Early: early, Started: skip == SkipNone, Skipped: skip})
+	}
 }
 
 // setCooldown records that ck needs no background refresh before until.
