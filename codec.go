@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"unsafe"
 )
 
 // A Codec turns values into bytes for the Cache and back. It must be safe
@@ -87,17 +88,31 @@ func holdsInterfaceSeen(t reflect.Type, seen map[reflect.Type]bool) bool {
 
 // decodeValue decodes an entry's payload into a T.
 func decodeValue[T any](c Codec, e entry) (T, error) {
+	if v, ok := decodeRaw[T](e); ok {
+		return v, nil
+	}
 	var v T
+	err := c.Unmarshal(e.payload, &v)
+	return v, err
+}
+
+// decodeRaw decodes e when T is []byte or string, which are stored as they
+// are; ok is false for other types. (It is a function of its own so that
+// its v stays on the stack: decodeValue's escapes into Unmarshal.)
+//
+// e.payload is part of the bytes the Cache returned, which belong to the
+// Group (the Cache contract) and which nothing writes afterwards: the value
+// can use them without a copy.
+func decodeRaw[T any](e entry) (v T, ok bool) {
 	switch p := any(&v).(type) {
 	case *[]byte:
 		if e.flags&flagNil == 0 {
-			*p = append([]byte{}, e.payload...)
+			*p = e.payload[:len(e.payload):len(e.payload)]
 		}
-		return v, nil
+		return v, true
 	case *string:
-		*p = string(e.payload)
-		return v, nil
+		*p = unsafe.String(unsafe.SliceData(e.payload), len(e.payload))
+		return v, true
 	}
-	err := c.Unmarshal(e.payload, &v)
-	return v, err
+	return v, false
 }

@@ -36,14 +36,7 @@ type found struct {
 // refreshLater), never a recomputation on every call. A clock running
 // behind serves nothing the store has dropped.
 func (g *Group) read(ctx context.Context, ck string, o callOptions, ops valueOps) found {
-	b, ok, err := g.cache.Get(ctx, ck)
-	if err != nil {
-		if ctx.Err() == nil {
-			g.stats.cacheErrors.Add(1)
-			g.log.warn(warnCacheGet, "pgflight: cache read failed, treating it as a miss", "key", logKey(ck), "err", err)
-		}
-		return found{}
-	}
+	b, ok := g.get(ctx, ck)
 	if !ok {
 		return found{}
 	}
@@ -52,26 +45,55 @@ func (g *Group) read(ctx context.Context, ck string, o callOptions, ops valueOps
 
 // interpret decodes the entry b read under ck.
 func (g *Group) interpret(ck string, b []byte, o callOptions, ops valueOps) found {
-	r := found{state: fresh}
-	var err error
-	r.e, err = parseEntry(b)
-	if err == nil {
-		if g.now().UnixNano() >= r.e.freshUntil && o.stale > 0 && r.e.flags&flagMissing == 0 {
-			r.state = stale
-		}
-		if r.e.flags&flagMissing != 0 {
-			r.err = &missingError{msg: string(r.e.payload)}
-			return r
-		}
-		if r.v, err = ops.decode(g.cfg.Codec, r.e); err == nil {
-			return r
-		}
+	r, err := g.examine(b, o)
+	if err == nil && r.state != absent && r.err == nil {
+		r.v, err = ops.decode(g.cfg.Codec, r.e)
 	}
+	if err != nil {
+		g.undecodable(ck, o, err)
+		return found{}
+	}
+	return r
+}
+
+// examine parses the entry b and says how fresh it is; for a negative
+// entry r.err wraps ErrMissing. It leaves the payload to decode.
+func (g *Group) examine(b []byte, o callOptions) (r found, err error) {
+	if r.e, err = parseEntry(b); err != nil {
+		return found{}, err
+	}
+	r.state = fresh
+	if r.e.flags&flagMissing != 0 {
+		r.err = &missingError{msg: string(r.e.payload)}
+		return r, nil
+	}
+	if o.stale > 0 && g.now().UnixNano() >= r.e.freshUntil {
+		r.state = stale
+	}
+	return r, nil
+}
+
+// undecodable accounts for the entry under ck that could not be decoded,
+// which counts as a miss.
+func (g *Group) undecodable(ck string, o callOptions, err error) {
 	if !o.reread {
 		g.stats.decodeErrors.Add(1)
 	}
 	g.log.warn(warnDecode, "pgflight: undecodable cache entry, recomputing", "err", &DecodeError{Key: ck, Err: err})
-	return found{}
+}
+
+// get reads ck from the cache: a failed read is a miss, counted and
+// logged.
+func (g *Group) get(ctx context.Context, ck string) ([]byte, bool) {
+	b, ok, err := g.cache.Get(ctx, ck)
+	if err != nil {
+		if ctx.Err() == nil {
+			g.stats.cacheErrors.Add(1)
+			g.log.warn(warnCacheGet, "pgflight: cache read failed, treating it as a miss", "key", logKey(ck), "err", err)
+		}
+		return nil, false
+	}
+	return b, ok
 }
 
 // getMany reads cks, in one round trip if the Cache is a BatchCache. A nil

@@ -48,15 +48,7 @@ func Fetch[T any](ctx context.Context, g *Group, key string, fn func(context.Con
 	if o.err != nil {
 		return zero, fmt.Errorf("pgflight: fetch %s: %w", quoteKey(key), o.err)
 	}
-	v, err := g.do(ctx, key, o, typed[T]{fn})
-	if err != nil || v == nil {
-		return zero, err
-	}
-	t, ok := v.(T)
-	if !ok {
-		return zero, fmt.Errorf("pgflight: fetch %s: flight computed a %T, caller wants a %T", quoteKey(key), v, zero)
-	}
-	return t, nil
+	return fetch(ctx, g, key, o, fn)
 }
 
 // valueOps is what the non-generic machinery needs to know about T.
@@ -87,11 +79,6 @@ func (typed[T]) encode(c Codec, v any) (any, []byte, byte, error) {
 }
 
 func (typed[T]) decode(c Codec, e entry) (any, error) {
-	var zero T
-	switch any(zero).(type) {
-	case string:
-		return string(e.payload), nil // one allocation fewer than through decodeValue
-	}
 	v, err := decodeValue[T](c, e)
 	if err != nil {
 		return nil, err

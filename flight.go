@@ -3,6 +3,7 @@ package pgflight
 import (
 	"context"
 	"fmt"
+	"runtime/debug"
 	"time"
 )
 
@@ -45,7 +46,12 @@ type flightKey struct {
 // newFlight returns the flight that produces key's value, cached under
 // fk.key, as o says.
 func (g *Group) newFlight(fk flightKey, key string, o callOptions, ops valueOps) *flight {
-	return &flight{g: g, fk: fk, key: key, o: o, ops: ops}
+	f, _ := g.flightPool.Get().(*flight)
+	if f == nil {
+		f = new(flight)
+	}
+	f.g, f.fk, f.key, f.o, f.ops = g, fk, key, o, ops
+	return f
 }
 
 // ck returns the flight's cache key.
@@ -54,23 +60,44 @@ func (f *flight) ck() string { return f.fk.key }
 // subject names the flight's key in errors and logs.
 func (f *flight) subject() subject { return subject{key: f.key, ck: f.fk.key} }
 
-// do runs or joins the flight for key and waits for its result.
+// fetch is Fetch after its checks: it runs or joins the flight for key
+// and waits for its result.
 //
 // The caller that starts a flight reads the cache itself, so a hit needs no
-// goroutine. On a miss the rest of the flight (lock, re-check, compute,
-// store, release) runs in a goroutine of its own, so that every caller,
-// the first included, can leave when its ctx ends while the computation
-// goes on for the others.
-func (g *Group) do(ctx context.Context, key string, o callOptions, ops valueOps) (any, error) {
+// goroutine; callers that arrive meanwhile join the flight and share its
+// read. fetch is generic so that a hit with no one else asking decodes
+// straight into a T and costs the cache read and nothing more (its flight
+// is recycled, nothing is boxed). On a miss the rest of the flight (lock,
+// re-check, compute, store, release) runs in a goroutine of its own, so
+// that every caller, the first included, can leave when its ctx ends while
+// the computation goes on for the others.
+func fetch[T any](ctx context.Context, g *Group, key string, o callOptions, fn func(context.Context) (T, error)) (T, error) {
 	var start time.Time
 	if g.obs != nil {
 		start = time.Now()
 	}
-	fk := flightKey{key: cacheKey(g.cfg.Namespace, key), force: o.force}
+	f, joined, err := g.join(flightKey{key: cacheKey(g.cfg.Namespace, key), force: o.force}, key, o, typed[T]{fn})
+	switch {
+	case err != nil:
+		var zero T
+		return zero, err
+	case joined:
+		return valueOf[T](key)(f.joinedWait(ctx, start))
+	case !o.force:
+		if v, err, ok := readHit[T](ctx, f); ok {
+			return v, err
+		}
+	}
+	return valueOf[T](key)(f.miss(ctx, start))
+}
+
+// join joins this process's flight of fk, or registers a new one that the
+// caller starts.
+func (g *Group) join(fk flightKey, key string, o callOptions, ops valueOps) (f *flight, joined bool, err error) {
 	g.mu.Lock()
 	if g.closed {
 		g.mu.Unlock()
-		return nil, fmt.Errorf("pgflight: fetch %s: %w", quoteKey(key), ErrClosed)
+		return nil, false, fmt.Errorf("pgflight: fetch %s: %w", quoteKey(key), ErrClosed)
 	}
 	if f, ok := g.flights[fk]; ok {
 		f.callers++
@@ -79,47 +106,108 @@ func (g *Group) do(ctx context.Context, key string, o callOptions, ops valueOps)
 		}
 		g.mu.Unlock()
 		g.stats.coalesced.Add(1)
-		return f.joinedWait(ctx, start)
+		return f, true, nil
 	}
-	// A hit with no one else asking never needs the done channel, so it is
-	// made only when a caller waits.
-	f := g.newFlight(fk, key, o, ops)
+	f = g.newFlight(fk, key, o, ops)
 	f.callers = 1
 	g.flights[fk] = f
 	g.mu.Unlock()
+	return f, false, nil
+}
 
-	if !o.force {
-		if r := g.read(ctx, fk.key, o, ops); r.state != absent {
-			g.stats.hits.Add(1)
-			if r.err != nil {
-				g.stats.negativeHits.Add(1)
-			}
-			if g.obs != nil {
-				g.obs.Hit(ctx, HitData{Namespace: g.cfg.Namespace, Key: key, Stale: r.state == stale, Negative: r.err != nil})
-			}
-			switch {
-			case r.state == stale:
-				g.stats.staleHits.Add(1)
-				g.refreshLater(ctx, f, r.e, false)
-			case g.refreshEarly(r.e, o):
-				g.refreshLater(ctx, f, r.e, true)
-			}
-			f.finish(r.v, r.err)
-			return r.v, r.err
+// readHit is the starting caller's cache read: it serves a usable entry
+// (ok), with the flight's joiners, or says the flight goes on to miss. A
+// Codec that panics ends the flight with a *PanicError, as a panic in fn
+// does.
+func readHit[T any](ctx context.Context, f *flight) (v T, err error, ok bool) {
+	g := f.g
+	b, found := g.get(ctx, f.ck())
+	if !found {
+		return v, nil, false
+	}
+	r, err := g.examine(b, f.o)
+	if err == nil && r.err == nil {
+		var pe *PanicError
+		if v, pe, err = decodeHit[T](g.cfg.Codec, r.e); pe != nil {
+			g.stats.panics.Add(1)
+			f.finish(nil, pe)
+			var zero T
+			return zero, pe, true
 		}
 	}
-	g.stats.misses.Add(1)
+	if err != nil {
+		g.undecodable(f.ck(), f.o, err)
+		return v, nil, false
+	}
+	if refresh, early := g.served(ctx, f.key, f.o, r); refresh {
+		g.refreshLater(ctx, f.ck(), f.key, f.o, f.ops, r.e, early)
+	}
+	finishHit(f, v, r.err)
+	return v, r.err, true
+}
 
+// decodeHit decodes e as decodeValue does, recovering a panic in the
+// Codec as a *PanicError.
+func decodeHit[T any](c Codec, e entry) (v T, pe *PanicError, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			pe = &PanicError{Value: p, Stack: debug.Stack()}
+		}
+	}()
+	v, err = decodeValue[T](c, e)
+	return v, nil, err
+}
+
+// finishHit publishes a hit to the flight's joiners. A flight that no
+// caller joined goes back to the Group's pool: no one else has seen it.
+func finishHit[T any](f *flight, v T, err error) {
+	g := f.g
+	g.mu.Lock()
+	if g.flights[f.fk] == f {
+		delete(g.flights, f.fk)
+	}
+	if f.done == nil {
+		g.mu.Unlock()
+		*f = flight{}
+		g.flightPool.Put(f)
+		return
+	}
+	f.val, f.err = v, err
+	close(f.done)
+	g.mu.Unlock()
+}
+
+// valueOf returns a function that turns a flight's result into a T, as
+// the caller of key wants it.
+func valueOf[T any](key string) func(v any, err error) (T, error) {
+	return func(v any, err error) (T, error) {
+		var zero T
+		if err != nil || v == nil {
+			return zero, err
+		}
+		t, ok := v.(T)
+		if !ok {
+			return zero, fmt.Errorf("pgflight: fetch %s: flight computed a %T, caller wants a %T", quoteKey(key), v, zero)
+		}
+		return t, nil
+	}
+}
+
+// miss goes on with the flight after the starting caller's miss (or
+// straight away when it forces a refresh), and waits for its result.
+func (f *flight) miss(ctx context.Context, start time.Time) (any, error) {
+	g := f.g
 	g.mu.Lock()
 	if g.closed {
 		g.mu.Unlock()
-		err := fmt.Errorf("pgflight: fetch %s: %w", quoteKey(key), ErrClosed)
+		err := fmt.Errorf("pgflight: fetch %s: %w", quoteKey(f.key), ErrClosed)
 		f.finish(nil, err)
 		return nil, err
 	}
+	g.stats.misses.Add(1)
 	octx := ctx
 	if g.obs != nil {
-		octx = g.obs.FlightStart(ctx, FlightStartData{Namespace: g.cfg.Namespace, Key: key, Start: start, Led: true})
+		octx = g.obs.FlightStart(ctx, FlightStartData{Namespace: g.cfg.Namespace, Key: f.key, Start: start, Led: true})
 	}
 	f.ctx, f.cancel = context.WithCancelCause(context.WithoutCancel(octx))
 	if f.done == nil {
@@ -128,13 +216,32 @@ func (g *Group) do(ctx context.Context, key string, o callOptions, ops valueOps)
 	g.running.Add(1)
 	g.mu.Unlock()
 	go f.run()
-	if g.obs == nil {
-		v, err, _ := f.wait(ctx)
-		return v, err
-	}
 	v, err, served := f.wait(ctx)
-	f.observeEnd(octx, start, true, served, err)
+	if g.obs != nil {
+		f.observeEnd(octx, start, true, served, err)
+	}
 	return v, err
+}
+
+// served accounts for a hit on key (counters, the Observer), and says
+// whether a background refresh is due, and if so whether early (by
+// Config.EarlyRefresh) or because the entry is stale.
+func (g *Group) served(ctx context.Context, key string, o callOptions, r found) (refresh, early bool) {
+	g.stats.hits.Add(1)
+	if r.err != nil {
+		g.stats.negativeHits.Add(1)
+	}
+	if g.obs != nil {
+		g.obs.Hit(ctx, HitData{Namespace: g.cfg.Namespace, Key: key, Stale: r.state == stale, Negative: r.err != nil})
+	}
+	if r.state == stale {
+		g.stats.staleHits.Add(1)
+		return true, false
+	}
+	if g.refreshEarly(r.e, o) {
+		return true, true
+	}
+	return false, false
 }
 
 // joinedWait waits for the flight as a caller that joined it at start,

@@ -39,6 +39,7 @@ type Group struct {
 	// cooldownSweeps counts sweeps (for tests).
 	cooldownNext, cooldownSweeps int
 	running                      sync.WaitGroup // flight and refresh goroutines
+	flightPool                   sync.Pool      // *flight: hits' flights that no one joined
 }
 
 // New returns a Group configured by cfg, filling in the defaults documented

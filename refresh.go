@@ -26,8 +26,8 @@ func (g *Group) refreshEarly(e entry, o callOptions) bool {
 	return -float64(e.took)*o.beta*math.Log(g.rand()) >= remaining
 }
 
-// refreshLater starts a background refresh of the key of from, the flight
-// whose caller was just served the entry e, unless one is already running
+// refreshLater starts a background refresh of key, cached under ck, whose
+// entry e a caller was just served, unless one is already running
 // in this process, the Group runs MaxRefreshes already, or this process
 // refreshed the key less than half a TTL ago. The last rule bounds what a
 // skewed clock can cost: with correct clocks an entry turns stale a whole
@@ -39,15 +39,14 @@ func (g *Group) refreshEarly(e entry, o callOptions) bool {
 // replaced it meanwhile. It runs under a context that keeps the caller's
 // values, not its cancellation, bounded by Config.RefreshTimeout and
 // cancelled by Close.
-func (g *Group) refreshLater(ctx context.Context, from *flight, e entry, early bool) {
-	ck := from.ck()
+func (g *Group) refreshLater(ctx context.Context, ck, key string, o callOptions, ops valueOps, e entry, early bool) {
 	now := time.Now() // the monotonic clock, immune to skew
 	g.mu.Lock()
 	_, running := g.refreshing[ck]
 	if g.closed || running || len(g.refreshing) >= g.cfg.MaxRefreshes || now.Before(g.cooldown[ck]) {
 		g.mu.Unlock()
 		g.stats.refreshesSkipped.Add(1)
-		g.observeRefresh(ctx, from.key, early, SkipBusy)
+		g.observeRefresh(ctx, key, early, SkipBusy)
 		return
 	}
 	g.refreshing[ck] = struct{}{}
@@ -57,7 +56,7 @@ func (g *Group) refreshLater(ctx context.Context, from *flight, e entry, early b
 		g.stats.earlyRefreshes.Add(1)
 	}
 
-	f := g.newFlight(flightKey{key: ck}, from.key, from.o, from.ops)
+	f := g.newFlight(flightKey{key: ck}, key, o, ops)
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), g.cfg.RefreshTimeout)
 	stop := context.AfterFunc(g.closing, cancel)
 	go func() {

@@ -237,3 +237,44 @@ func TestDeleteAndClose(t *testing.T) {
 		t.Errorf("second Close = %v", err)
 	}
 }
+
+// Issue 9.18: a memstore hit of a string costs two allocations: the cache
+// key and the copy memstore returns (no flight, no boxing, no copy of the
+// payload).
+func TestHitAllocations(t *testing.T) {
+	mem := memstore.New()
+	t.Cleanup(func() { mem.Close() })
+	g := newGroup(t, pgflight.Config{Cache: mem})
+	ctx := context.Background()
+	fn := func(context.Context) (string, error) { return "value-of-a-typical-size-0123456789", nil }
+	if _, err := pgflight.Fetch(ctx, g, "k", fn); err != nil {
+		t.Fatal(err)
+	}
+	if n := testing.AllocsPerRun(100, func() { pgflight.Fetch(ctx, g, "k", fn) }); n > 2 {
+		t.Errorf("a hit costs %v allocations, want at most 2", n)
+	}
+}
+
+// A Codec that panics while a hit decodes ends the flight with a
+// *PanicError, for the caller and for whoever joined it.
+func TestCodecPanicOnHit(t *testing.T) {
+	mem := memstore.New()
+	t.Cleanup(func() { mem.Close() })
+	cfg := pgflight.Config{Namespace: namespace(t), Cache: mem}
+	if _, err := pgflight.Fetch(context.Background(), newGroup(t, cfg), "k", func(context.Context) (int, error) { return 1, nil }); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Codec = panickyCodec{}
+	g := newGroup(t, cfg)
+	var pe *pgflight.PanicError
+	if _, err := pgflight.Fetch(context.Background(), g, "k", func(context.Context) (int, error) { return 2, nil }); !errors.As(err, &pe) {
+		t.Fatalf("Fetch = %v, want a *PanicError", err)
+	}
+	if s := g.Stats(); s.Panics != 1 {
+		t.Errorf("Stats.Panics = %d, want 1", s.Panics)
+	}
+}
+
+type panickyCodec struct{ pgflight.JSONCodec }
+
+func (panickyCodec) Unmarshal([]byte, any) error { panic("codec broke") }
