@@ -52,6 +52,33 @@ func BenchmarkGet(b *testing.B) {
 	b.Run("redisstore/detached", func(b *testing.B) { get(b, redisstore.New(rdb), ctx) })
 	b.Run("redisstore/inline", func(b *testing.B) { get(b, redisstore.New(rdb), context.Background()) })
 	b.Run("redisstore/inline/ContextTimeoutEnabled", func(b *testing.B) { get(b, redisstore.New(rdbCT), dctx) })
+
+	// The same with 64 goroutines at once, as a busy server calls it: here
+	// the CPU a call costs decides the throughput.
+	b.Run("parallel/raw", func(b *testing.B) {
+		b.SetParallelism(32)
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if _, err := rdb.Get(ctx, key).Bytes(); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	})
+	pget := func(b *testing.B, s *redisstore.Store, ctx context.Context) {
+		b.SetParallelism(32)
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if _, ok, err := s.Get(ctx, key); !ok || err != nil {
+					b.Errorf("Get = %v, %v; want a hit", ok, err)
+					return
+				}
+			}
+		})
+	}
+	b.Run("parallel/redisstore/detached", func(b *testing.B) { pget(b, redisstore.New(rdb), ctx) })
+	b.Run("parallel/redisstore/inline", func(b *testing.B) { pget(b, redisstore.New(rdb), context.Background()) })
 }
 
 // BenchmarkGetMany measures a GetMany of 100 hits of 100 bytes each, with a
