@@ -2,7 +2,6 @@ package pgflight
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"sync"
@@ -112,27 +111,6 @@ func (g *Group) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		return fmt.Errorf("pgflight: shutdown: %w", ctx.Err())
 	}
-}
-
-// Delete removes key's entry from the cache, so that the next Fetch
-// computes it again. It requires a Cache that implements [Deleter] and
-// returns an error wrapping errors.ErrUnsupported otherwise. Deleting a
-// missing key is not an error. ctx bounds the cache call.
-func (g *Group) Delete(ctx context.Context, key string) error {
-	if err := checkKey(key); err != nil {
-		return err
-	}
-	if g.isClosed() {
-		return fmt.Errorf("pgflight: delete %s: %w", quoteKey(key), ErrClosed)
-	}
-	d, ok := g.cache.(Deleter)
-	if !ok {
-		return fmt.Errorf("pgflight: delete %s: %T cannot delete: %w", quoteKey(key), g.cache, errors.ErrUnsupported)
-	}
-	if err := d.Delete(ctx, cacheKey(g.cfg.Namespace, key)); err != nil {
-		return fmt.Errorf("pgflight: delete %s: %w", quoteKey(key), err)
-	}
-	return nil
 }
 
 // Stats returns a snapshot of the Group's counters.

@@ -316,7 +316,8 @@ func childMain() int {
 	pid := os.Getpid()
 
 	say("ready")
-	bufio.NewReader(os.Stdin).ReadString('\n')
+	in := bufio.NewReader(os.Stdin)
+	in.ReadString('\n')
 
 	var mu sync.Mutex
 	res := childResult{Values: map[string]int{}}
@@ -338,6 +339,14 @@ func childMain() int {
 				return fmt.Sprintf("computed by %d", pid), nil
 			}))
 		})
+	case "slowcompute":
+		// Computes key, holding its lock, until the parent says finish;
+		// see TestMultiProcessDeleteOrdersAfterComputation.
+		record(pgflight.Fetch(ctx, g, key, func(context.Context) (string, error) {
+			say("computing")
+			in.ReadString('\n')
+			return "old", nil
+		}))
 	case "holdforever":
 		go func() {
 			// Tell the parent, through Redis, once this process waits for

@@ -18,13 +18,17 @@ import (
 type subject struct {
 	key, ck string
 	n       int
+	delete  bool // a Delete, not a computation
 }
 
 // op returns the operation for an error message: `fetch "key"` or
 // `fetch many`.
 func (s subject) op() string {
-	if s.n > 0 {
+	switch {
+	case s.n > 0:
 		return "fetch many"
+	case s.delete:
+		return "delete " + quoteKey(s.key)
 	}
 	return "fetch " + quoteKey(s.key)
 }
@@ -140,7 +144,11 @@ func (g *Group) lockFailed(ctx context.Context, s subject, err error) error {
 	}
 	g.stats.failOpens.Add(s.count())
 	k, v := s.attr()
-	g.log.warn(warnLocker, "pgflight: lock unavailable, computing without it", k, v, "err", err)
+	msg := "pgflight: lock unavailable, computing without it"
+	if s.delete {
+		msg = "pgflight: lock unavailable, deleting without waiting for computations in flight"
+	}
+	g.log.warn(warnLocker, msg, k, v, "err", err)
 	if g.obs != nil {
 		g.obs.FailOpen(ctx, FailOpenData{Namespace: g.cfg.Namespace, Key: s.key, Keys: s.n, Err: err})
 	}

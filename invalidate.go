@@ -1,0 +1,79 @@
+package pgflight
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Delete removes key's entry from the cache, so that the next Fetch
+// computes it again. It requires a Cache that implements [Deleter] and
+// returns an error wrapping errors.ErrUnsupported otherwise. Deleting a
+// missing key is not an error.
+//
+// Delete is ordered after any computation of key in flight: once it
+// returns, no value computed by a flight that began before it is served,
+// in any process sharing the Locker. To that end it takes the key's lock
+// before it deletes: a computation holding the lock stores its value
+// first (and the delete removes it), and one that starts later reads the
+// data only after Delete began. So Delete waits for an in-flight
+// computation of key, within Config.LockWait, and costs one lock round
+// trip more than the cache's delete; the release does not delay it. If
+// the lock cannot be taken (the Locker fails, or LockWait runs out),
+// Delete follows the fail-open policy: it deletes at once, counts a
+// fail-open and logs (with Config.FailClosed it returns an error wrapping
+// ErrLockUnavailable instead, having deleted nothing). What it cannot
+// order: a computation that failed open itself, or whose lock the lock
+// server lost (Stats.FailOpens, Stats.LocksLost), may store a value
+// computed from older data after Delete returned; that value lives until
+// its TTL or the next Delete.
+//
+// ctx bounds the lock wait and the cache call.
+func (g *Group) Delete(ctx context.Context, key string) error {
+	if err := checkKey(key); err != nil {
+		return err
+	}
+	if g.isClosed() {
+		return fmt.Errorf("pgflight: delete %s: %w", quoteKey(key), ErrClosed)
+	}
+	d, ok := g.cache.(Deleter)
+	if !ok {
+		return fmt.Errorf("pgflight: delete %s: %T cannot delete: %w", quoteKey(key), g.cache, errors.ErrUnsupported)
+	}
+	ck := cacheKey(g.cfg.Namespace, key)
+	s := subject{key: key, ck: ck, delete: true}
+	wctx, cancel := g.lockWait(ctx)
+	defer cancel()
+	start := time.Now()
+	unlock, err := g.locker.Lock(wctx, g.lockID(g.cfg.Namespace, key))
+	if err = g.lockWaited(ctx, wctx, s, start, err); err == nil && unlock == nil {
+		err = errNoUnlock
+	}
+	if err != nil {
+		if err := g.lockFailed(ctx, s, err); err != nil {
+			if ctx.Err() != nil {
+				return fmt.Errorf("pgflight: delete %s: %w", quoteKey(key), err)
+			}
+			return err
+		}
+	} else {
+		defer g.releaseLater(unlock, s)
+	}
+	if err := d.Delete(ctx, ck); err != nil {
+		return fmt.Errorf("pgflight: delete %s: %w", quoteKey(key), err)
+	}
+	return nil
+}
+
+// releaseLater releases a lock in the background, for a caller that need
+// not wait for the round trip. Close waits for it.
+func (g *Group) releaseLater(unlock func(context.Context) error, s subject) {
+	g.mu.Lock()
+	g.running.Add(1)
+	g.mu.Unlock()
+	go func() {
+		defer g.running.Done()
+		g.release(context.Background(), unlock, s)
+	}()
+}
