@@ -36,6 +36,12 @@ const (
 	listenSQL   = "listen " + notifyChannel + "; commit"
 	unlistenSQL = "unlisten " + notifyChannel + "; commit"
 
+	// broadcastChannel carries broadcasts ([Locker.Broadcast]), payload
+	// "topic base64(message)"; a session LISTENs on it for as long as it
+	// has subscribers.
+	broadcastChannel = "pgflight_broadcast"
+	subscribeSQL     = "listen " + broadcastChannel + "; commit"
+
 	// The calls a batch makes, each id as an integer literal (see
 	// appendCalls). probeFn asks whether no session holds an id
 	// exclusively; it is transaction-scoped, so the statement holds
@@ -94,9 +100,10 @@ type request struct {
 	took   []bool  // try: the answer per id
 	err    error
 	done   chan struct{}
-	gone   bool // the caller stopped waiting; guarded by session.mu
-	retry  bool // tried again once already after the connection died
-	owner  bool // an internal unlock: no caller waits for it
+	gone   bool   // the caller stopped waiting; guarded by session.mu
+	retry  bool   // tried again once already after the connection died
+	owner  bool   // an internal unlock: no caller waits for it
+	notify string // a broadcast: the payload to send on broadcastChannel
 }
 
 // waiters are the followers of one id in this process. ch is closed to wake
@@ -134,8 +141,13 @@ type session struct {
 	retryAt   time.Time // no connection attempt before then
 	backoff   time.Duration
 	lastErr   error // why the last connection attempt failed
-	stats     Stats
-	done      chan struct{} // closed when the running loop returns
+	// subs are the subscribers of broadcasts, by topic; while there are
+	// any the session keeps its connection and LISTENs on
+	// broadcastChannel (subscribed says it does).
+	subs       map[string][]*subscription
+	subscribed bool
+	stats      Stats
+	done       chan struct{} // closed when the running loop returns
 }
 
 func newSession(cfg *pgconn.Config, setup string, probeEvery time.Duration, maxLocks int) *session {
@@ -417,6 +429,10 @@ func (s *session) probeSoon() error {
 // onNotification runs in the loop's goroutine, inside a statement or a wait
 // for notifications, when a release arrives.
 func (s *session) onNotification(_ *pgconn.PgConn, n *pgconn.Notification) {
+	if n.Channel == broadcastChannel {
+		s.deliver(n.Payload)
+		return
+	}
 	if n.Channel != notifyChannel {
 		return
 	}
@@ -450,6 +466,7 @@ type batch struct {
 	reqs             []*request
 	probes           []int64
 	listen, unlisten bool
+	subscribe        bool // LISTEN on broadcastChannel
 }
 
 // loop owns the connection. It returns when the session is closed, or when
@@ -470,10 +487,22 @@ func (s *session) loop() {
 			return
 		}
 		if s.conn == nil {
-			if len(s.pending) == 0 {
+			if len(s.pending) == 0 && len(s.subs) == 0 {
 				s.running = false
 				s.mu.Unlock()
 				return
+			}
+			if wait := time.Until(s.retryAt); wait > 0 {
+				// Subscribers keep the session: reconnect after the
+				// backoff (or sooner, if closed).
+				s.mu.Unlock()
+				t := time.NewTimer(wait)
+				select {
+				case <-s.wakeLoop:
+				case <-t.C:
+				}
+				t.Stop()
+				continue
 			}
 			s.mu.Unlock()
 			conn, err := s.connect()
@@ -484,6 +513,10 @@ func (s *session) loop() {
 				s.retryAt = time.Now().Add(s.backoff/2 + rand.N(s.backoff/2+1))
 				s.failPending(fmt.Errorf("pglock: lock session: %w", err))
 				s.wakeAll()
+				if len(s.subs) > 0 {
+					s.mu.Unlock()
+					continue // wait out the backoff, above
+				}
 				s.running = false
 				s.mu.Unlock()
 				return
@@ -507,7 +540,7 @@ func (s *session) loop() {
 // takeBatch takes the pending requests, and the awaited ids if a probe is
 // due, and says whether to start or stop listening. Called with mu held.
 func (s *session) takeBatch() batch {
-	b := batch{reqs: s.pending}
+	b := batch{reqs: s.pending, subscribe: len(s.subs) > 0 && !s.subscribed}
 	s.pending = nil
 	now := time.Now()
 	if len(s.waits) == 0 {
@@ -551,14 +584,14 @@ func (s *session) takeBatch() batch {
 
 // empty reports whether b sends nothing.
 func (b batch) empty() bool {
-	return len(b.reqs) == 0 && len(b.probes) == 0 && !b.listen && !b.unlisten
+	return len(b.reqs) == 0 && len(b.probes) == 0 && !b.listen && !b.unlisten && !b.subscribe
 }
 
 // waitIdle waits until a request arrives or the session closes, and, while
 // it listens, for notifications, until a probe is due or it is time to stop
 // listening. Called with mu held; returns with it not held.
 func (s *session) waitIdle(conn *pgconn.PgConn) {
-	if !s.listening {
+	if !s.listening && !s.subscribed {
 		// Nothing can arrive that matters: wait without reading the
 		// socket, until a request or a probe is due. A server that ended
 		// the session meanwhile is noticed at the next statement, whose
@@ -576,9 +609,12 @@ func (s *session) waitIdle(conn *pgconn.PgConn) {
 		}
 		return
 	}
-	deadline := s.lastWait.Add(listenLinger)
-	if len(s.waits) > 0 {
+	var deadline time.Time // none: only broadcasts can arrive
+	switch {
+	case len(s.waits) > 0:
 		deadline = s.nextProbe
+	case s.listening:
+		deadline = s.lastWait.Add(listenLinger)
 	}
 	if err := conn.Conn().SetReadDeadline(deadline); err != nil {
 		s.mu.Unlock()
@@ -604,10 +640,14 @@ func (s *session) waitIdle(conn *pgconn.PgConn) {
 func (s *session) send(conn *pgconn.PgConn, b batch) {
 	defer s.freeSlots(len(b.probes)) // taken by takeBatch
 	var unlocks, tries []int64
+	var notifies []string
 	for _, r := range b.reqs {
-		if r.unlock {
+		switch {
+		case r.notify != "":
+			notifies = append(notifies, r.notify)
+		case r.unlock:
 			unlocks = append(unlocks, r.ids...)
-		} else {
+		default:
 			tries = append(tries, r.ids...)
 		}
 	}
@@ -630,7 +670,10 @@ func (s *session) send(conn *pgconn.PgConn, b batch) {
 		}
 	}
 	calls(unlockFn, unlocks, true)
-	commit := len(unlocks) > 0 && (b.listen || b.unlisten || len(b.probes) > 0 || len(tries) > 0)
+	for _, payload := range notifies {
+		add("select pg_notify('" + broadcastChannel + "', '" + payload + "')")
+	}
+	commit := len(unlocks)+len(notifies) > 0 && (b.listen || b.unlisten || b.subscribe || len(b.probes) > 0 || len(tries) > 0)
 	if commit {
 		add("commit")
 	}
@@ -639,6 +682,9 @@ func (s *session) send(conn *pgconn.PgConn, b batch) {
 		add(listenSQL)
 	case b.unlisten:
 		add(unlistenSQL)
+	}
+	if b.subscribe {
+		add(subscribeSQL)
 	}
 	// The probe holds a shared lock per id until its implicit
 	// transaction ends: the COMMIT after it ends that at once.
@@ -694,14 +740,28 @@ func (s *session) send(conn *pgconn.PgConn, b batch) {
 		return answers, true
 	}
 	released, unlocked := read(unlocks, 2)
+	notified := unlocked
+	for range notifies {
+		notified = notified && ok()
+		next++
+	}
 	if commit {
 		next++
 	}
 	if b.listen || b.unlisten {
-		if unlocked && ok() {
+		if notified && ok() {
 			s.listening = b.listen
 		}
 		next += 2 // (un)listen, commit
+	}
+	if b.subscribe {
+		if notified && ok() {
+			s.subscribed = true
+			// Broadcasts sent before this LISTEN took effect, since the
+			// session started or was lost, never reach this process.
+			s.gapLater()
+		}
+		next += 2 // listen, commit
 	}
 	free, probed := read(b.probes, 1)
 	if len(b.probes) > 0 {
@@ -713,12 +773,16 @@ func (s *session) send(conn *pgconn.PgConn, b batch) {
 			s.stats.ProbeWakes++
 		}
 	}
-	if err == nil && (!unlocked || !probed || !tried) {
+	if err == nil && (!notified || !probed || !tried) {
 		err = fmt.Errorf("pglock: lock session: %d results for a batch of %d statements", len(results), next)
 	}
 	var cleanup []int64
 	for _, r := range b.reqs {
 		switch {
+		case r.notify != "":
+			if !notified {
+				r.err = fmt.Errorf("pglock: broadcast: %w", err)
+			}
 		case r.unlock:
 			if !unlocked {
 				r.err = fmt.Errorf("pglock: unlock: %w", err)
@@ -819,12 +883,18 @@ func (s *session) lostLocked(conn *pgconn.PgConn, err error, reqs []*request) {
 	s.conn = nil
 	s.gen++
 	s.stats.SessionLosses++
+	if s.subscribed {
+		s.subscribed = false
+		s.gapLater()
+	}
 	for id := range s.held {
 		delete(s.held, id)
 	}
 	s.wakeAll()
 	for _, r := range reqs {
 		switch {
+		case r.notify != "":
+			r.err = fmt.Errorf("pglock: broadcast: %w: %w", ErrSessionLost, err)
 		case r.unlock:
 			s.stats.LocksLost += uint64(len(r.ids))
 			r.err = fmt.Errorf("pglock: unlock: %w: %w", ErrSessionLost, err)
@@ -1027,4 +1097,8 @@ type Stats struct {
 	Awaited int
 	// Connected reports whether the lock session is open now.
 	Connected bool
+	// Broadcasts counts broadcast messages received for the Locker's
+	// subscribers; Gaps the times they were told they may have missed
+	// some (see [Locker.Subscribe]).
+	Broadcasts, Gaps uint64
 }
