@@ -122,3 +122,34 @@ type BatchLocker interface {
 	TryLockMany(ctx context.Context, ids []int64) (held []bool, unlock func(context.Context) error, err error)
 	WaitMany(ctx context.Context, ids []int64) error
 }
+
+// A Clearer is a Cache that can remove every entry at once. Config.Local
+// requires it (and [Deleter]); memstore is one.
+type Clearer interface {
+	Clear(ctx context.Context) error
+}
+
+// A Broadcaster is a Locker that also carries short messages to every
+// process sharing it: pglock's Locker, through NOTIFY on its lock session.
+// Groups with a local tier (Config.Local) use it to drop each other's
+// copies of a changed value.
+//
+// Broadcast sends msg, at most MaxBroadcast bytes, to every subscriber of
+// topic in every process, the sender's included, and returns once it is
+// sent. Delivery is at most once.
+//
+// Subscribe calls receive with every message broadcast on topic until stop
+// is called; receive must return quickly. It calls gap when the
+// subscription is live (no message sent after that is missed until the
+// next gap), and again whenever messages may have been missed and once the
+// subscription is live again, so that a subscriber can drop what those
+// messages would have told it to.
+type Broadcaster interface {
+	Locker
+	Broadcast(ctx context.Context, topic string, msg []byte) error
+	Subscribe(topic string, receive func(msg []byte), gap func()) (stop func(), err error)
+}
+
+// MaxBroadcast is the largest message a Group broadcasts; a Broadcaster
+// must carry at least this many bytes.
+const MaxBroadcast = 4096

@@ -122,6 +122,30 @@ type Config struct {
 	// Default: slog.Default().
 	Logger *slog.Logger
 
+	// Local is an in-process tier in front of Cache (memstore.New with a
+	// size bound), so that a hit costs no round trip. Each fresh value read
+	// from Cache or computed is kept in it for at most LocalTTL. It must
+	// implement [Deleter] and [Clearer], and serve this Group alone.
+	//
+	// Copies stay coherent across the fleet through the Locker, which must
+	// then be a [Broadcaster] (pglock in its default session mode) or the
+	// default in-process Locker (the tier is then simply per process): every
+	// value stored and every Delete is broadcast to the Groups of the
+	// namespace in every process, which drop their copy. Give every process
+	// of a namespace the same setting: a process without Local does not
+	// broadcast its stores. See the README's section on invalidation for
+	// the staleness bounds.
+	//
+	// Default: nil, no local tier.
+	Local Cache
+
+	// LocalTTL bounds how long a copy stays in Local, whatever the value's
+	// own TTL: it bounds the staleness of a copy when broadcasts cannot
+	// reach this process (PostgreSQL down).
+	//
+	// Default: 1 minute.
+	LocalTTL time.Duration
+
 	// Observer is told of every hit, flight, lock wait, computation,
 	// store and refresh, for metrics and traces (see [Observer]).
 	//
@@ -133,6 +157,7 @@ type Config struct {
 const (
 	defaultNamespace      = "pgflight"
 	defaultTTL            = 5 * time.Minute
+	defaultLocalTTL       = time.Minute
 	defaultMissingTTL     = 30 * time.Second
 	defaultRefreshTimeout = time.Minute
 	defaultMaxRefreshes   = 64
@@ -166,7 +191,7 @@ func (c Config) withDefaults() (Config, error) {
 	for _, d := range []struct {
 		name string
 		v    time.Duration
-	}{{"TTL", c.TTL}, {"StaleTTL", c.StaleTTL}, {"MissingTTL", c.MissingTTL}, {"LockWait", c.LockWait}, {"RefreshTimeout", c.RefreshTimeout}} {
+	}{{"TTL", c.TTL}, {"StaleTTL", c.StaleTTL}, {"MissingTTL", c.MissingTTL}, {"LockWait", c.LockWait}, {"RefreshTimeout", c.RefreshTimeout}, {"LocalTTL", c.LocalTTL}} {
 		if d.v < 0 {
 			return c, fmt.Errorf("pgflight: %s: negative duration %v", d.name, d.v)
 		}
@@ -174,7 +199,7 @@ func (c Config) withDefaults() (Config, error) {
 	for _, d := range []struct {
 		name string
 		v    time.Duration
-	}{{"TTL", c.TTL}, {"StaleTTL", c.StaleTTL}, {"MissingTTL", c.MissingTTL}} {
+	}{{"TTL", c.TTL}, {"StaleTTL", c.StaleTTL}, {"MissingTTL", c.MissingTTL}, {"LocalTTL", c.LocalTTL}} {
 		if err := checkDuration(d.name, d.v, false); err != nil {
 			return c, fmt.Errorf("pgflight: %w", err)
 		}
@@ -208,6 +233,20 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Codec == nil {
 		c.Codec = JSONCodec{}
+	}
+	if c.Local != nil {
+		if _, ok := c.Local.(Deleter); !ok {
+			return c, fmt.Errorf("pgflight: Local: %T cannot delete (memstore can)", c.Local)
+		}
+		if _, ok := c.Local.(Clearer); !ok {
+			return c, fmt.Errorf("pgflight: Local: %T cannot clear (memstore can)", c.Local)
+		}
+		if _, ok := c.Locker.(Broadcaster); !ok && c.Locker != nil {
+			return c, fmt.Errorf("pgflight: Local: the Locker, %T, cannot broadcast, so other processes' copies would never be dropped: use pglock (session mode) or no Locker", c.Locker)
+		}
+		if c.LocalTTL == 0 {
+			c.LocalTTL = defaultLocalTTL
+		}
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

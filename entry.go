@@ -131,10 +131,10 @@ func (g *Group) getMany(ctx context.Context, cks []string) [][]byte {
 }
 
 // seal wraps payload, computed between start and end, in its envelope, and
-// returns it with the TTL for the store: the fresh time (jittered) plus the
-// stale window, or MissingTTL for a negative entry.
-func (g *Group) seal(payload []byte, flags byte, start, end time.Time, o callOptions) ([]byte, time.Duration) {
-	fresh, storeTTL := g.jitter(o.ttl), time.Duration(0)
+// returns it with the TTL for the store (the fresh time, jittered, plus the
+// stale window, or MissingTTL for a negative entry) and the fresh time.
+func (g *Group) seal(payload []byte, flags byte, start, end time.Time, o callOptions) (buf []byte, storeTTL, fresh time.Duration) {
+	fresh = g.jitter(o.ttl)
 	if flags&flagMissing != 0 {
 		fresh, storeTTL = g.cfg.MissingTTL, g.cfg.MissingTTL
 	} else {
@@ -147,7 +147,7 @@ func (g *Group) seal(payload []byte, flags byte, start, end time.Time, o callOpt
 		took:       max(end.Sub(start), 0),
 		payload:    payload,
 	}
-	return appendEntry(make([]byte, 0, envHeaderSize+len(payload)), e), storeTTL
+	return appendEntry(make([]byte, 0, envHeaderSize+len(payload)), e), storeTTL, fresh
 }
 
 // jitter spreads ttl by ±Config.TTLJitter.

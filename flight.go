@@ -116,34 +116,61 @@ func (g *Group) join(fk flightKey, key string, o callOptions, ops valueOps) (f *
 }
 
 // readHit is the starting caller's cache read: it serves a usable entry
-// (ok), with the flight's joiners, or says the flight goes on to miss. A
-// Codec that panics ends the flight with a *PanicError, as a panic in fn
-// does.
+// (ok), with the flight's joiners, or says the flight goes on to miss. It
+// reads the local tier first, if any, and keeps there what the shared
+// Cache returns fresh. A Codec that panics ends the flight with a
+// *PanicError, as a panic in fn does.
 func readHit[T any](ctx context.Context, f *flight) (v T, err error, ok bool) {
-	g := f.g
-	b, found := g.get(ctx, f.ck())
+	g, ck := f.g, f.ck() // f is recycled once served
+	var epoch uint64
+	if g.tier != nil {
+		if b, found := g.getLocal(ctx, ck); found {
+			if v, err, _, ok := serveHit[T](ctx, f, b, true); ok {
+				return v, err, true
+			}
+		}
+		epoch = g.tier.epoch(ck).Load()
+	}
+	b, found := g.get(ctx, ck)
 	if !found {
 		return v, nil, false
 	}
-	r, err := g.examine(b, f.o)
+	v, err, r, ok := serveHit[T](ctx, f, b, false)
+	if ok && g.tier != nil && r.state == fresh {
+		g.keepLocal(ctx, ck, b, r.e, epoch)
+	}
+	return v, err, ok
+}
+
+// serveHit serves the entry b, read from the shared Cache or (local) the
+// local tier, which serves fresh entries only.
+func serveHit[T any](ctx context.Context, f *flight, b []byte, local bool) (v T, err error, r found, ok bool) {
+	g := f.g
+	r, err = g.examine(b, f.o)
+	if local && (err != nil || r.state != fresh) {
+		return v, nil, r, false // the shared Cache decides
+	}
 	if err == nil && r.err == nil {
 		var pe *PanicError
 		if v, pe, err = decodeHit[T](g.cfg.Codec, r.e); pe != nil {
 			g.stats.panics.Add(1)
 			f.finish(nil, pe)
 			var zero T
-			return zero, pe, true
+			return zero, pe, r, true
 		}
 	}
 	if err != nil {
 		g.undecodable(f.ck(), f.o, err)
-		return v, nil, false
+		return v, nil, r, false
 	}
-	if refresh, early := g.served(ctx, f.key, f.o, r); refresh {
+	if local {
+		g.stats.localHits.Add(1)
+	}
+	if refresh, early := g.served(ctx, f.key, f.o, r, local); refresh {
 		g.refreshLater(ctx, f.ck(), f.key, f.o, f.ops, r.e, early)
 	}
 	finishHit(f, v, r.err)
-	return v, r.err, true
+	return v, r.err, r, true
 }
 
 // decodeHit decodes e as decodeValue does, recovering a panic in the
@@ -226,13 +253,13 @@ func (f *flight) miss(ctx context.Context, start time.Time) (any, error) {
 // served accounts for a hit on key (counters, the Observer), and says
 // whether a background refresh is due, and if so whether early (by
 // Config.EarlyRefresh) or because the entry is stale.
-func (g *Group) served(ctx context.Context, key string, o callOptions, r found) (refresh, early bool) {
+func (g *Group) served(ctx context.Context, key string, o callOptions, r found, local bool) (refresh, early bool) {
 	g.stats.hits.Add(1)
 	if r.err != nil {
 		g.stats.negativeHits.Add(1)
 	}
 	if g.obs != nil {
-		g.obs.Hit(ctx, HitData{Namespace: g.cfg.Namespace, Key: key, Stale: r.state == stale, Negative: r.err != nil})
+		g.obs.Hit(ctx, HitData{Namespace: g.cfg.Namespace, Key: key, Stale: r.state == stale, Negative: r.err != nil, Local: local})
 	}
 	if r.state == stale {
 		g.stats.staleHits.Add(1)

@@ -19,7 +19,10 @@ type Group struct {
 	cache  Cache
 	locker Locker
 	log    rateLimitedLogger
-	obs    Observer // nil: nothing is observed
+	obs    Observer    // nil: nothing is observed
+	tier   *tier       // the local tier; nil without Config.Local
+	bc     Broadcaster // the Locker, if it can broadcast
+	self   uint64      // names this Group's broadcasts, which it skips
 	stats  counters
 	lockID func(namespace, key string) int64 // replaced by tests to force collisions
 	now    func() time.Time                  // replaced by tests to skew the clock
@@ -69,6 +72,11 @@ func New(cfg Config) (*Group, error) {
 	if g.locker == nil {
 		g.locker = newLocalLocker()
 	}
+	g.bc, _ = g.locker.(Broadcaster)
+	g.self = rand.Uint64()
+	if g.tier, err = newTier(g); err != nil {
+		return nil, fmt.Errorf("pgflight: Local: %w", err)
+	}
 	return g, nil
 }
 
@@ -93,6 +101,9 @@ func (g *Group) Shutdown(ctx context.Context) error {
 	if !g.closed {
 		g.closed = true
 		g.cancelAll()
+		if g.tier != nil && g.tier.stop != nil {
+			g.tier.stop()
+		}
 		for _, f := range g.flights {
 			if f.cancel != nil {
 				f.cancel(ErrClosed)

@@ -29,7 +29,12 @@ import (
 // computed from older data after Delete returned; that value lives until
 // its TTL or the next Delete.
 //
-// ctx bounds the lock wait and the cache call.
+// Delete drops this process's local copy (Config.Local), and with a Locker
+// that can broadcast (pglock) it broadcasts the key before it returns:
+// every process's local tier drops its copy when the broadcast arrives (see
+// the README's section on invalidation).
+//
+// ctx bounds the lock wait, the cache call and the broadcast.
 func (g *Group) Delete(ctx context.Context, key string) error {
 	if err := checkKey(key); err != nil {
 		return err
@@ -62,6 +67,11 @@ func (g *Group) Delete(ctx context.Context, key string) error {
 	}
 	if err := d.Delete(ctx, ck); err != nil {
 		return fmt.Errorf("pgflight: delete %s: %w", quoteKey(key), err)
+	}
+	if g.tier != nil || g.bc != nil {
+		if err := g.deletedLocal(ctx, ck); err != nil {
+			return fmt.Errorf("pgflight: delete %s: deleted, but other processes may keep their local copy until Config.LocalTTL: %w", quoteKey(key), err)
+		}
 	}
 	return nil
 }

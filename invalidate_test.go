@@ -2,7 +2,9 @@ package pgflight_test
 
 import (
 	"context"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/pgflight/pgflight"
 	"github.com/pgflight/pgflight/pglock"
@@ -37,5 +39,73 @@ func TestMultiProcessDeleteOrdersAfterComputation(t *testing.T) {
 	v, err := pgflight.Fetch(context.Background(), g, key, func(context.Context) (string, error) { return "new", nil })
 	if err != nil || v != "new" {
 		t.Errorf("Fetch after Delete = %q, %v; want new, computed from data read after the Delete", v, err)
+	}
+}
+
+// waitEach waits until every worker has said want.
+func waitEach(t *testing.T, ws []*worker, want string) []string {
+	t.Helper()
+	var got []string
+	for _, wk := range ws {
+		for {
+			select {
+			case line, ok := <-wk.lines:
+				if !ok {
+					t.Fatalf("worker %d ended before saying %q", wk.cmd.Process.Pid, want)
+				}
+				if !strings.HasPrefix(line, want) {
+					continue
+				}
+				got = append(got, line)
+			case <-time.After(time.Minute):
+				t.Fatalf("worker %d never said %q", wk.cmd.Process.Pid, want)
+			}
+			break
+		}
+	}
+	return got
+}
+
+// Issue 10.2 and 10.5: three processes' local tiers hold a value; a Delete
+// in a fourth drops every copy, and no process serves the old value after
+// it. Then every lock session is cut: every local tier is dropped whole.
+func TestMultiProcessLocalTier(t *testing.T) {
+	ns, key := namespace(t), "k"
+	locker := pglock.New(newPool(t))
+	t.Cleanup(func() { locker.Close() })
+	g := newGroup(t, pgflight.Config{Namespace: ns, Cache: redisstore.New(newRedis(t)), Locker: locker})
+	if _, err := pgflight.Fetch(context.Background(), g, key, func(context.Context) (string, error) { return "v1", nil }); err != nil {
+		t.Fatal(err)
+	}
+	ws := startWorkers(t, 3, "localtier", ns, key, 1)
+	release(ws)
+	for _, line := range waitEach(t, ws, "local ") {
+		if line != "local v1 1" {
+			t.Fatalf("worker said %q, want its second Fetch served v1 by its local tier", line)
+		}
+	}
+	if err := g.Delete(context.Background(), key); err != nil {
+		t.Fatal(err)
+	}
+	waitEach(t, ws, "invalidated")
+	for _, wk := range ws {
+		wk.stdin.WriteString("again\n")
+	}
+	waitEach(t, ws, "armed")
+	admin := newPool(t)
+	if _, err := admin.Exec(context.Background(),
+		"select pg_terminate_backend(pid) from pg_stat_activity where application_name like '%pgflight-lock%'"); err != nil {
+		t.Fatal(err)
+	}
+	waitEach(t, ws, "dropped")
+	for _, r := range results(t, ws) {
+		for v := range r.Values {
+			if v == "v1" {
+				t.Errorf("a worker was served %q after the Delete", v)
+			}
+		}
+		if len(r.Errors) > 0 || len(r.Values) != 1 {
+			t.Errorf("worker result %+v, want one value", r)
+		}
 	}
 }

@@ -19,6 +19,7 @@ const (
 	warnDecode
 	warnRelease
 	warnRefresh
+	warnBroadcast
 	numWarnKinds
 )
 

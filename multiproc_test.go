@@ -21,6 +21,7 @@ import (
 
 	"github.com/pgflight/pgflight"
 	"github.com/pgflight/pgflight/internal/testserver"
+	"github.com/pgflight/pgflight/memstore"
 	"github.com/pgflight/pgflight/pglock"
 	"github.com/pgflight/pgflight/redisstore"
 )
@@ -294,6 +295,12 @@ func childMain() int {
 	locker := pglock.New(pool)
 	defer locker.Close()
 	cfg := pgflight.Config{Namespace: ns, Cache: redisstore.New(rdb), Locker: locker}
+	local := memstore.New()
+	defer local.Close()
+	if kind == "localtier" {
+		// Copies never expire during the test: only broadcasts drop them.
+		cfg.Local, cfg.LocalTTL = local, time.Hour
+	}
 	if kind == "stale" {
 		cfg.TTL, cfg.StaleTTL = time.Hour, time.Hour
 	}
@@ -347,6 +354,33 @@ func childMain() int {
 			in.ReadString('\n')
 			return "old", nil
 		}))
+	case "localtier":
+		// See TestMultiProcessLocalTier.
+		copyOf := func() bool { _, ok, _ := local.Get(ctx, ns+":"+key); return ok }
+		waitUntil := func(cond func() bool) {
+			for !cond() {
+				time.Sleep(time.Millisecond)
+			}
+		}
+		fetch := func() (string, error) {
+			return pgflight.Fetch(ctx, g, key, func(context.Context) (string, error) {
+				calls()
+				return fmt.Sprintf("v2 by %d", pid), nil
+			})
+		}
+		waitUntil(func() bool { return g.Stats().LocalDrops > 0 }) // live
+		fetch()                                                    // from Redis, kept
+		v, _ := fetch()                                            // from the local tier
+		say(fmt.Sprintf("local %s %d", v, g.Stats().LocalHits))
+		waitUntil(func() bool { return !copyOf() }) // the parent's Delete
+		say("invalidated")
+		in.ReadString('\n')
+		record(fetch())
+		drops := g.Stats().LocalDrops
+		waitUntil(func() bool { fetch(); return copyOf() }) // a hit on Redis keeps a copy
+		say("armed")
+		waitUntil(func() bool { return g.Stats().LocalDrops > drops && !copyOf() }) // the session cut
+		say("dropped")
 	case "holdforever":
 		go func() {
 			// Tell the parent, through Redis, once this process waits for

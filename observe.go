@@ -7,7 +7,8 @@ import (
 
 // An Observer is told what a Group does, one method per event, for
 // metrics, traces and logs. Set it in Config.Observer; the modules
-// github.com/pgflight/pgflight/prometheus and .../otel implement it.
+// github.com/pgflight/pgflight/extra/pgflightprom and
+// github.com/pgflight/pgflight/extra/pgflightotel implement it.
 //
 // The Group calls an Observer's methods synchronously, from the goroutine
 // where the event happens, and from many goroutines at once: they must be
@@ -89,6 +90,9 @@ type HitData struct {
 	// Negative says the entry records a missing key: Fetch returns an
 	// error wrapping ErrMissing.
 	Negative bool
+	// Local says the local tier (Config.Local) served it, without a round
+	// trip.
+	Local bool
 }
 
 // FlightStartData describes a caller that starts waiting for a flight.

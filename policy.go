@@ -110,8 +110,9 @@ func missingEntry(msg string) encoded {
 func (g *Group) store(ctx context.Context, s subject, cks []string, es []encoded, start, end time.Time, o callOptions) {
 	bufs := make([][]byte, len(es))
 	ttls := make([]time.Duration, len(es))
+	fresh := make([]time.Duration, len(es))
 	for i, e := range es {
-		bufs[i], ttls[i] = g.seal(e.payload, e.flags, start, end, o)
+		bufs[i], ttls[i], fresh[i] = g.seal(e.payload, e.flags, start, end, o)
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
 	defer cancel()
@@ -120,6 +121,9 @@ func (g *Group) store(ctx context.Context, s subject, cks []string, es []encoded
 		g.stats.cacheErrors.Add(1)
 		k, v := s.attr()
 		g.log.warn(warnCacheSet, "pgflight: cache write failed, value returned uncached", k, v, "err", err)
+	}
+	if g.tier != nil {
+		g.storedLocal(sctx, cks, bufs, fresh)
 	}
 	if g.obs != nil {
 		n := 0

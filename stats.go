@@ -28,6 +28,10 @@ type Stats struct {
 	EarlyRefreshes   uint64 `json:"early_refreshes"`   // background refreshes started early by XFetch (Config.EarlyRefresh)
 	RefreshesStarted uint64 `json:"refreshes_started"` // background refreshes (stale or early) that called fn
 	RefreshesSkipped uint64 `json:"refreshes_skipped"` // background refreshes that did not call fn: another caller or process was refreshing or had just refreshed, the key was refreshed recently, or MaxRefreshes was reached
+
+	LocalHits     uint64 `json:"local_hits"`    // hits served by the local tier (Config.Local), without a round trip; also counted in Hits
+	Invalidations uint64 `json:"invalidations"` // broadcasts received from other processes telling the local tier to drop copies
+	LocalDrops    uint64 `json:"local_drops"`   // times the whole local tier was dropped: a gap in the broadcasts (the lock session lost), or a broadcast asking for it
 }
 
 // counters is Stats under construction, updated atomically.
@@ -39,6 +43,7 @@ type counters struct {
 	encodeErrors, panics                               atomic.Uint64
 	staleHits, negativeHits, earlyRefreshes            atomic.Uint64
 	refreshesStarted, refreshesSkipped                 atomic.Uint64
+	localHits, invalidations, localDrops               atomic.Uint64
 }
 
 func (c *counters) snapshot() Stats {
@@ -62,5 +67,9 @@ func (c *counters) snapshot() Stats {
 		EarlyRefreshes:   c.earlyRefreshes.Load(),
 		RefreshesStarted: c.refreshesStarted.Load(),
 		RefreshesSkipped: c.refreshesSkipped.Load(),
+
+		LocalHits:     c.localHits.Load(),
+		Invalidations: c.invalidations.Load(),
+		LocalDrops:    c.localDrops.Load(),
 	}
 }

@@ -80,6 +80,12 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 	return nil
 }
 
+// Clear removes every entry. The error is always nil.
+func (s *Store) Clear(context.Context) error {
+	s.cache.InvalidateAll()
+	return nil
+}
+
 // Len returns the number of entries in s, counting entries that have expired
 // or been evicted but are not removed yet. It is meant for tests.
 func (s *Store) Len() int {

@@ -55,6 +55,12 @@ var statFields = []struct {
 		func(s pgflight.Stats) float64 { return float64(s.RefreshesStarted) }},
 	{"refreshes_skipped_total", "Background refreshes that did not call fn: another caller or process was refreshing or had just refreshed, the key was refreshed recently, or MaxRefreshes was reached.",
 		func(s pgflight.Stats) float64 { return float64(s.RefreshesSkipped) }},
+	{"local_hits_total", "Hits served by the local tier (Config.Local), without a round trip; also counted in pgflight_hits_total.",
+		func(s pgflight.Stats) float64 { return float64(s.LocalHits) }},
+	{"invalidations_total", "Broadcasts received from other processes telling the local tier to drop copies.",
+		func(s pgflight.Stats) float64 { return float64(s.Invalidations) }},
+	{"local_drops_total", "Times the whole local tier was dropped: a gap in the broadcasts (the lock session lost), or a broadcast asking for it.",
+		func(s pgflight.Stats) float64 { return float64(s.LocalDrops) }},
 }
 
 func newStatMetrics(constLabels prometheus.Labels) []statMetric {

@@ -1,0 +1,228 @@
+package pgflight
+
+import (
+	"context"
+	"encoding/binary"
+	"hash/maphash"
+	"sync/atomic"
+	"time"
+)
+
+// The local tier (Config.Local) keeps fresh copies of entries in process.
+// A copy is dropped when any process of the namespace stores a new value
+// or deletes the key: the process broadcasts the cache keys through the
+// Locker (a Broadcaster), and every other Group of the namespace deletes
+// its copies when the message arrives. After a gap in the broadcasts (the
+// lock session lost, or listening again) the whole tier is dropped.
+//
+// A copy read from the shared Cache can race a broadcast: the read returns
+// the old value, the broadcast for the new one arrives, then the copy is
+// kept. Epochs close that window: every key hashes to one of tierBuckets
+// counters, a broadcast (or a gap) bumps the counters of its keys before
+// it deletes, and a copy is kept only if its counter did not move since
+// the shared read began (and is dropped again if it moved while keeping).
+
+// tierBuckets is the number of epoch counters.
+const tierBuckets = 256
+
+// Broadcast messages: a kind byte, the sender's id (8 bytes, so a Group
+// skips its own messages), then for msgKeys the cache keys, each as a
+// uvarint length and its bytes.
+const (
+	msgKeys byte = 'K' // drop the copies of these keys
+	msgAll  byte = 'A' // drop every copy
+)
+
+// tier is a Group's local tier.
+type tier struct {
+	cache  Cache // implements Deleter and Clearer (checked by Config)
+	ttl    time.Duration
+	bc     Broadcaster // nil with the in-process Locker
+	seed   maphash.Seed
+	live   atomic.Bool // broadcasts are received (always, without bc)
+	epochs [tierBuckets]atomic.Uint64
+	stop   func()
+}
+
+// newTier returns the local tier of g's config, subscribed to its
+// namespace's broadcasts, or nil without Config.Local.
+func newTier(g *Group) (*tier, error) {
+	if g.cfg.Local == nil {
+		return nil, nil
+	}
+	t := &tier{cache: g.cfg.Local, ttl: g.cfg.LocalTTL, seed: maphash.MakeSeed()}
+	bc, ok := g.cfg.Locker.(Broadcaster)
+	if !ok {
+		t.live.Store(true)
+		return t, nil
+	}
+	t.bc = bc
+	stop, err := bc.Subscribe(g.cfg.Namespace, func(msg []byte) { g.received(msg) }, g.gap)
+	if err != nil {
+		return nil, err
+	}
+	t.stop = stop
+	return t, nil
+}
+
+// isLive reports whether copies may be served: once the subscription is
+// live, no broadcast can go unnoticed.
+func (t *tier) isLive() bool { return t.live.Load() }
+
+// epoch returns the epoch counter of ck.
+func (t *tier) epoch(ck string) *atomic.Uint64 {
+	return &t.epochs[maphash.String(t.seed, ck)%tierBuckets]
+}
+
+// getLocal returns the local copy of ck, if the tier is live and has one.
+func (g *Group) getLocal(ctx context.Context, ck string) ([]byte, bool) {
+	t := g.tier
+	if !t.isLive() {
+		return nil, false
+	}
+	b, ok, err := t.cache.Get(ctx, ck)
+	return b, ok && err == nil
+}
+
+// keepLocal keeps b, the entry e of ck read from the shared Cache, as a
+// local copy, unless a broadcast about ck arrived since epoch was taken,
+// before the read.
+func (g *Group) keepLocal(ctx context.Context, ck string, b []byte, e entry, epoch uint64) {
+	t := g.tier
+	ttl := min(t.ttl, time.Duration(e.freshUntil-g.now().UnixNano()))
+	if ttl <= 0 || !t.isLive() {
+		return
+	}
+	ep := t.epoch(ck)
+	if ep.Load() != epoch {
+		return
+	}
+	t.cache.Set(ctx, ck, b, ttl)
+	if ep.Load() != epoch {
+		t.cache.(Deleter).Delete(ctx, ck) // a broadcast came while we kept it
+	}
+}
+
+// storedLocal keeps the entries just stored under cks as local copies,
+// for at most ttls (their fresh times), and tells the other processes to
+// drop theirs. The broadcast goes in the background: the callers need not
+// wait for it.
+func (g *Group) storedLocal(ctx context.Context, cks []string, bufs [][]byte, fresh []time.Duration) {
+	t := g.tier
+	for i, ck := range cks {
+		if ttl := min(t.ttl, fresh[i]); ttl > 0 {
+			t.epoch(ck).Add(1) // a copy kept by a read in flight is older
+			t.cache.Set(ctx, ck, bufs[i], ttl)
+		}
+	}
+	if t.bc == nil {
+		return
+	}
+	g.mu.Lock()
+	if g.closed {
+		g.mu.Unlock()
+		return
+	}
+	g.running.Add(1)
+	g.mu.Unlock()
+	go func() {
+		defer g.running.Done()
+		bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
+		defer cancel()
+		if err := g.broadcast(bctx, cks); err != nil {
+			g.log.warn(warnBroadcast, "pgflight: could not tell other processes to drop their local copies", "keys", len(cks), "err", err)
+		}
+	}()
+}
+
+// deletedLocal drops the local copy of ck, if any, and tells the other
+// processes to drop theirs, before Delete returns. It broadcasts whenever
+// the Locker can, local tier or not, so that a process without one (an
+// operator's tool) can invalidate the copies of those that have one.
+func (g *Group) deletedLocal(ctx context.Context, ck string) error {
+	t := g.tier
+	if t != nil {
+		t.epoch(ck).Add(1)
+		t.cache.(Deleter).Delete(ctx, ck)
+	}
+	if g.bc == nil {
+		return nil
+	}
+	return g.broadcast(ctx, []string{ck})
+}
+
+// broadcast tells every other Group of the namespace to drop its copies of
+// cks, in messages of at most MaxBroadcast bytes; a key too long for one
+// makes it drop every copy.
+func (g *Group) broadcast(ctx context.Context, cks []string) error {
+	head := make([]byte, 9, MaxBroadcast)
+	head[0] = msgKeys
+	binary.BigEndian.PutUint64(head[1:], g.self)
+	msg := head
+	send := func() error {
+		if len(msg) == len(head) {
+			return nil
+		}
+		err := g.bc.Broadcast(ctx, g.cfg.Namespace, msg)
+		msg = append(msg[:0:0], head...)
+		return err
+	}
+	for _, ck := range cks {
+		if binary.MaxVarintLen64+len(ck) > MaxBroadcast-len(head) {
+			all := append([]byte{msgAll}, head[1:]...)
+			return g.bc.Broadcast(ctx, g.cfg.Namespace, all)
+		}
+		if len(msg)+binary.MaxVarintLen64+len(ck) > MaxBroadcast {
+			if err := send(); err != nil {
+				return err
+			}
+		}
+		msg = binary.AppendUvarint(msg, uint64(len(ck)))
+		msg = append(msg, ck...)
+	}
+	return send()
+}
+
+// received handles a broadcast of the namespace. It runs in the
+// Broadcaster's goroutine.
+func (g *Group) received(msg []byte) {
+	t := g.tier
+	if len(msg) < 9 || binary.BigEndian.Uint64(msg[1:9]) == g.self {
+		return
+	}
+	g.stats.invalidations.Add(1)
+	switch msg[0] {
+	case msgAll:
+		g.dropLocal()
+	case msgKeys:
+		ctx := context.Background()
+		for b := msg[9:]; len(b) > 0; {
+			n, w := binary.Uvarint(b)
+			if w <= 0 || uint64(len(b)-w) < n {
+				g.dropLocal() // malformed: trust nothing
+				return
+			}
+			ck := string(b[w : w+int(n)])
+			b = b[w+int(n):]
+			t.epoch(ck).Add(1)
+			t.cache.(Deleter).Delete(ctx, ck)
+		}
+	}
+}
+
+// gap drops every local copy: broadcasts may have been missed. The first
+// gap makes the tier live.
+func (g *Group) gap() {
+	g.dropLocal()
+	g.tier.live.Store(true)
+}
+
+// dropLocal drops every local copy.
+func (g *Group) dropLocal() {
+	t := g.tier
+	for i := range t.epochs {
+		t.epochs[i].Add(1)
+	}
+	t.cache.(Clearer).Clear(context.Background())
+	g.stats.localDrops.Add(1)
+}
