@@ -124,6 +124,10 @@ func (g *Group) Shutdown(ctx context.Context) error {
 	}
 }
 
+// Namespace returns the Group's namespace (Config.Namespace, or its
+// default).
+func (g *Group) Namespace() string { return g.cfg.Namespace }
+
 // Stats returns a snapshot of the Group's counters.
 func (g *Group) Stats() Stats { return g.stats.snapshot() }
 

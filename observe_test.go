@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -198,5 +199,21 @@ func TestObserverStaleAndMany(t *testing.T) {
 	got := r2.lines()
 	if !strings.HasPrefix(got, "hit a stale=true negative=false\n") || !strings.Contains(got, "refresh a started=true skipped=none") {
 		t.Errorf("events:\n%s\nwant a stale hit, then a refresh started", got)
+	}
+}
+
+// A computation that calls runtime.Goexit is reported with ErrGoexit, not
+// as a success.
+func TestObserverGoexit(t *testing.T) {
+	r := &recorder{}
+	g := newGroup(t, pgflight.Config{Observer: r})
+	if _, err := pgflight.Fetch(t.Context(), g, "k", func(context.Context) (int, error) { runtime.Goexit(); return 0, nil }); !errors.Is(err, pgflight.ErrGoexit) {
+		t.Fatalf("Fetch = %v, want ErrGoexit", err)
+	}
+	if got := r.lines(); !strings.Contains(got, "compute k keys=0 err=true") {
+		t.Errorf("events:\n%s\nwant the computation reported failed", got)
+	}
+	if g.Namespace() == "" {
+		t.Error("Namespace() is empty")
 	}
 }

@@ -56,16 +56,21 @@ func (g *Group) compute(ctx context.Context, s subject, call func() error) (err 
 	if g.obs != nil {
 		start = time.Now()
 	}
+	returned := false
 	defer func() {
 		if r := recover(); r != nil {
 			g.stats.panics.Add(1)
 			err = &PanicError{Value: r, Stack: debug.Stack()}
+		} else if !returned {
+			err = ErrGoexit // fn called runtime.Goexit, which goes on unwinding
 		}
 		if g.obs != nil {
 			g.obs.Compute(ctx, ComputeData{Namespace: g.cfg.Namespace, Key: s.key, Keys: s.n, Duration: time.Since(start), Err: err})
 		}
 	}()
-	return call()
+	err = call()
+	returned = true
+	return err
 }
 
 // encoded is one key's computed result, ready to be sealed and stored: the
