@@ -76,7 +76,15 @@ func fetch[T any](ctx context.Context, g *Group, key string, o callOptions, fn f
 	if g.obs != nil {
 		start = time.Now()
 	}
-	f, joined, err := g.join(flightKey{key: cacheKey(g.cfg.Namespace, key), force: o.force}, key, o, typed[T]{fn})
+	ck := cacheKey(g.cfg.Namespace, key)
+	if g.tier != nil && !o.force {
+		// A local copy is served at once: it costs no round trip, so
+		// concurrent callers gain nothing from sharing its read.
+		if v, err, ok := localHit(ctx, g, key, ck, o, fn); ok {
+			return v, err
+		}
+	}
+	f, joined, err := g.join(flightKey{key: ck, force: o.force}, key, o, typed[T]{fn})
 	switch {
 	case err != nil:
 		var zero T
@@ -124,32 +132,48 @@ func readHit[T any](ctx context.Context, f *flight) (v T, err error, ok bool) {
 	g, ck := f.g, f.ck() // f is recycled once served
 	var epoch uint64
 	if g.tier != nil {
-		if b, found := g.getLocal(ctx, ck); found {
-			if v, err, _, ok := serveHit[T](ctx, f, b, true); ok {
-				return v, err, true
-			}
-		}
 		epoch = g.tier.epoch(ck).Load()
 	}
 	b, found := g.get(ctx, ck)
 	if !found {
 		return v, nil, false
 	}
-	v, err, r, ok := serveHit[T](ctx, f, b, false)
+	v, err, r, ok := serveHit[T](ctx, f, b)
 	if ok && g.tier != nil && r.state == fresh {
 		g.keepLocal(ctx, ck, b, r.e, epoch)
 	}
 	return v, err, ok
 }
 
-// serveHit serves the entry b, read from the shared Cache or (local) the
-// local tier, which serves fresh entries only.
-func serveHit[T any](ctx context.Context, f *flight, b []byte, local bool) (v T, err error, r found, ok bool) {
+// localHit serves key, cached under ck, from the local tier, if it has a
+// fresh copy; otherwise the shared Cache decides. It needs no flight.
+func localHit[T any](ctx context.Context, g *Group, key, ck string, o callOptions, fn func(context.Context) (T, error)) (v T, err error, ok bool) {
+	b, found := g.getLocal(ctx, ck)
+	if !found {
+		return v, nil, false
+	}
+	r, err := g.examine(b, o)
+	if err != nil || r.state != fresh {
+		return v, nil, false
+	}
+	if r.err == nil {
+		var pe *PanicError
+		if v, pe, err = decodeHit[T](g.cfg.Codec, r.e); pe != nil || err != nil {
+			var zero T
+			return zero, nil, false // the shared read decides, and reports it
+		}
+	}
+	g.stats.localHits.Add(1)
+	if refresh, early := g.served(ctx, key, o, r, true); refresh {
+		g.refreshLater(ctx, ck, key, o, typed[T]{fn}, r.e, early)
+	}
+	return v, r.err, true
+}
+
+// serveHit serves the entry b, read from the shared Cache.
+func serveHit[T any](ctx context.Context, f *flight, b []byte) (v T, err error, r found, ok bool) {
 	g := f.g
 	r, err = g.examine(b, f.o)
-	if local && (err != nil || r.state != fresh) {
-		return v, nil, r, false // the shared Cache decides
-	}
 	if err == nil && r.err == nil {
 		var pe *PanicError
 		if v, pe, err = decodeHit[T](g.cfg.Codec, r.e); pe != nil {
@@ -163,10 +187,7 @@ func serveHit[T any](ctx context.Context, f *flight, b []byte, local bool) (v T,
 		g.undecodable(f.ck(), f.o, err)
 		return v, nil, r, false
 	}
-	if local {
-		g.stats.localHits.Add(1)
-	}
-	if refresh, early := g.served(ctx, f.key, f.o, r, local); refresh {
+	if refresh, early := g.served(ctx, f.key, f.o, r, false); refresh {
 		g.refreshLater(ctx, f.ck(), f.key, f.o, f.ops, r.e, early)
 	}
 	finishHit(f, v, r.err)
