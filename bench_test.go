@@ -2,6 +2,7 @@ package pgflight_test
 
 import (
 	"context"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -119,4 +120,57 @@ func BenchmarkMiss(b *testing.B) {
 			b.Fatalf("stats = %+v, want every call a locked miss", s)
 		}
 	})
+}
+
+// BenchmarkInvalidationFanout measures, per Delete, the time until the last
+// of 8 Groups (each with a lock session of its own, as 8 processes would
+// have) has dropped its local copy: the broadcast's NOTIFY through
+// PostgreSQL on loopback. Issue 10's target: p99 <= 10 ms. Reproduce:
+// go test -run '^$' -bench InvalidationFanout -benchtime 200x .
+func BenchmarkInvalidationFanout(b *testing.B) {
+	const receivers = 8
+	ctx := context.Background()
+	ns := namespace(b)
+	rdb := newRedis(b)
+	dropped := make(chan time.Time, receivers)
+	for range receivers {
+		l := pglock.New(newPool(b))
+		b.Cleanup(func() { l.Close() })
+		local := &signalLocal{Store: memstore.New(), dropped: dropped}
+		b.Cleanup(func() { local.Close() })
+		g := newGroup(b, pgflight.Config{Namespace: ns, Cache: redisstore.New(rdb), Locker: l, Local: local})
+		for g.Stats().LocalDrops == 0 { // the subscription is live
+			time.Sleep(time.Millisecond)
+		}
+	}
+	l := pglock.New(newPool(b))
+	b.Cleanup(func() { l.Close() })
+	deleter := newGroup(b, pgflight.Config{Namespace: ns, Cache: redisstore.New(rdb), Locker: l})
+	var lat []time.Duration
+	for b.Loop() {
+		start := time.Now()
+		if err := deleter.Delete(ctx, "k"); err != nil {
+			b.Fatal(err)
+		}
+		var last time.Time
+		for range receivers {
+			last = <-dropped
+		}
+		lat = append(lat, last.Sub(start))
+	}
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+	b.ReportMetric(float64(lat[len(lat)-1].Microseconds())/1000, "max-ms")
+}
+
+// signalLocal is a local tier that reports when a broadcast drops a copy.
+type signalLocal struct {
+	*memstore.Store
+	dropped chan time.Time
+}
+
+func (s *signalLocal) Delete(ctx context.Context, key string) error {
+	s.dropped <- time.Now()
+	return s.Store.Delete(ctx, key)
 }
