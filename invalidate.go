@@ -36,18 +36,45 @@ import (
 //
 // ctx bounds the lock wait, the cache call and the broadcast.
 func (g *Group) Delete(ctx context.Context, key string) error {
+	return g.ordered(ctx, "delete", key, false, func(ck string) error {
+		d, ok := g.cache.(Deleter)
+		if !ok {
+			return fmt.Errorf("%T cannot delete: %w", g.cache, errors.ErrUnsupported)
+		}
+		if err := d.Delete(ctx, ck); err != nil {
+			return err
+		}
+		return g.changed(ctx, ck)
+	})
+}
+
+// changed drops the local copy of ck, if any, and with a Locker that can
+// broadcast tells every process to drop theirs, before the operation that
+// changed ck returns.
+func (g *Group) changed(ctx context.Context, ck string) error {
+	if g.tier == nil && g.bc == nil {
+		return nil
+	}
+	if err := g.deletedLocal(ctx, ck); err != nil {
+		return fmt.Errorf("done, but other processes may keep their local copy until Config.LocalTTL: %w", err)
+	}
+	return nil
+}
+
+// ordered runs op on key's cache key holding key's lock, so that op is
+// ordered after any computation of key in flight in any process (see
+// Delete, which documents the guarantee and the fail-open policy it
+// follows). The release goes in the background unless wait says
+// otherwise.
+func (g *Group) ordered(ctx context.Context, verb, key string, wait bool, op func(ck string) error) error {
 	if err := checkKey(key); err != nil {
 		return err
 	}
 	if g.isClosed() {
-		return fmt.Errorf("pgflight: delete %s: %w", quoteKey(key), ErrClosed)
-	}
-	d, ok := g.cache.(Deleter)
-	if !ok {
-		return fmt.Errorf("pgflight: delete %s: %T cannot delete: %w", quoteKey(key), g.cache, errors.ErrUnsupported)
+		return fmt.Errorf("pgflight: %s %s: %w", verb, quoteKey(key), ErrClosed)
 	}
 	ck := cacheKey(g.cfg.Namespace, key)
-	s := subject{key: key, ck: ck, delete: true}
+	s := subject{key: key, ck: ck, verb: verb}
 	wctx, cancel := g.lockWait(ctx)
 	defer cancel()
 	start := time.Now()
@@ -58,20 +85,17 @@ func (g *Group) Delete(ctx context.Context, key string) error {
 	if err != nil {
 		if err := g.lockFailed(ctx, s, err); err != nil {
 			if ctx.Err() != nil {
-				return fmt.Errorf("pgflight: delete %s: %w", quoteKey(key), err)
+				return fmt.Errorf("pgflight: %s %s: %w", verb, quoteKey(key), err)
 			}
 			return err
 		}
+	} else if wait {
+		defer g.release(ctx, unlock, s)
 	} else {
 		defer g.releaseLater(unlock, s)
 	}
-	if err := d.Delete(ctx, ck); err != nil {
-		return fmt.Errorf("pgflight: delete %s: %w", quoteKey(key), err)
-	}
-	if g.tier != nil || g.bc != nil {
-		if err := g.deletedLocal(ctx, ck); err != nil {
-			return fmt.Errorf("pgflight: delete %s: deleted, but other processes may keep their local copy until Config.LocalTTL: %w", quoteKey(key), err)
-		}
+	if err := op(ck); err != nil {
+		return fmt.Errorf("pgflight: %s %s: %w", verb, quoteKey(key), err)
 	}
 	return nil
 }

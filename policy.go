@@ -18,7 +18,7 @@ import (
 type subject struct {
 	key, ck string
 	n       int
-	delete  bool // a Delete, not a computation
+	verb    string // "delete", "set", "expire": not a computation
 }
 
 // op returns the operation for an error message: `fetch "key"` or
@@ -27,8 +27,8 @@ func (s subject) op() string {
 	switch {
 	case s.n > 0:
 		return "fetch many"
-	case s.delete:
-		return "delete " + quoteKey(s.key)
+	case s.verb != "":
+		return s.verb + " " + quoteKey(s.key)
 	}
 	return "fetch " + quoteKey(s.key)
 }
@@ -154,8 +154,8 @@ func (g *Group) lockFailed(ctx context.Context, s subject, err error) error {
 	g.stats.failOpens.Add(s.count())
 	k, v := s.attr()
 	msg := "pgflight: lock unavailable, computing without it"
-	if s.delete {
-		msg = "pgflight: lock unavailable, deleting without waiting for computations in flight"
+	if s.verb != "" {
+		msg = "pgflight: lock unavailable, going on without waiting for computations in flight"
 	}
 	g.log.warn(warnLocker, msg, k, v, "err", err)
 	if g.obs != nil {

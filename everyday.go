@@ -1,0 +1,126 @@
+package pgflight
+
+import (
+	"context"
+	"fmt"
+)
+
+// Set stores v under key, as if a Fetch had computed it: encoded by T,
+// fresh for Config.TTL (or WithTTL), then stale for Config.StaleTTL (or
+// WithStaleTTL). Like Delete, it is ordered after any computation of key in
+// flight, so that computation's older value cannot overwrite v; every
+// process's local tier drops its copy (this process keeps v), and the
+// callers of later Fetches get v without computing.
+//
+// A value the Codec cannot encode is an [*EncodeError], and nothing is
+// stored. ctx bounds the lock wait, the cache write and the broadcast.
+func Set[T any](ctx context.Context, g *Group, key string, v T, opts ...Option) error {
+	o := g.options(opts)
+	if o.err == nil && o.force {
+		o.err = fmt.Errorf("WithForceRefresh does not apply to Set")
+	}
+	if o.err != nil {
+		return fmt.Errorf("pgflight: set %s: %w", quoteKey(key), o.err)
+	}
+	return g.ordered(ctx, "set", key, false, func(ck string) error {
+		e, err := g.encode(ck, v, typed[T]{})
+		if err != nil {
+			return err
+		}
+		now := g.now()
+		buf, ttl, fresh := g.seal(e.payload, e.flags, now, now, o)
+		if err := g.cache.Set(ctx, ck, buf, ttl); err != nil {
+			return err
+		}
+		if err := g.changed(ctx, ck); err != nil {
+			return err
+		}
+		if g.tier != nil {
+			if ttl := min(g.tier.ttl, fresh); ttl > 0 {
+				g.tier.cache.Set(ctx, ck, buf, ttl)
+			}
+		}
+		return nil
+	})
+}
+
+// Get returns the value cached under key without ever computing it: ok is
+// false when no process has it (or the cache holds a "missing" result, or
+// an entry past its stale window). A stale value within Config.StaleTTL is
+// returned, without starting a refresh. A failed cache read is an error.
+// Get reads the local tier first, then the shared Cache, and takes no
+// lock.
+func Get[T any](ctx context.Context, g *Group, key string) (v T, ok bool, err error) {
+	if err := checkKey(key); err != nil {
+		return v, false, err
+	}
+	if g.isClosed() {
+		return v, false, fmt.Errorf("pgflight: get %s: %w", quoteKey(key), ErrClosed)
+	}
+	ck := cacheKey(g.cfg.Namespace, key)
+	o := g.options(nil)
+	var b []byte
+	found := false
+	if g.tier != nil {
+		b, found = g.getLocal(ctx, ck)
+	}
+	if !found {
+		if b, found, err = g.cache.Get(ctx, ck); err != nil {
+			return v, false, fmt.Errorf("pgflight: get %s: %w", quoteKey(key), err)
+		}
+	}
+	if !found {
+		return v, false, nil
+	}
+	r, err := g.examine(b, o)
+	if err == nil && r.err == nil {
+		v, err = decodeValue[T](g.cfg.Codec, r.e)
+	}
+	if err != nil {
+		return v, false, &DecodeError{Key: ck, Err: err}
+	}
+	if r.err != nil {
+		var zero T
+		return zero, false, nil
+	}
+	return v, true, nil
+}
+
+// Expire marks key's entry stale at once, keeping it to serve: the next
+// Fetch in any process gets the old value and starts one background
+// refresh, as for any stale entry, so no caller waits. It needs a stale
+// window (Config.StaleTTL or WithStaleTTL): without one, or for a "missing"
+// result, Expire deletes the entry like Delete. Like Delete it is ordered
+// after any computation of key in flight, and every local tier drops its
+// copy. Expiring a missing key is not an error.
+func Expire(ctx context.Context, g *Group, key string, opts ...Option) error {
+	o := g.options(opts)
+	if o.err != nil {
+		return fmt.Errorf("pgflight: expire %s: %w", quoteKey(key), o.err)
+	}
+	// The lock is released before Expire returns: a refresh that found it
+	// still held would take it for another process's and skip.
+	return g.ordered(ctx, "expire", key, true, func(ck string) error {
+		b, found, err := g.cache.Get(ctx, ck)
+		if err != nil || !found {
+			return err
+		}
+		e, err := parseEntry(b)
+		if err != nil || o.stale <= 0 || e.flags&flagMissing != 0 {
+			d, ok := g.cache.(Deleter)
+			if !ok {
+				return fmt.Errorf("%T cannot delete the entry, which cannot be kept stale", g.cache)
+			}
+			if err := d.Delete(ctx, ck); err != nil {
+				return err
+			}
+			return g.changed(ctx, ck)
+		}
+		now := g.now().UnixNano()
+		e.freshUntil = min(e.freshUntil, now)
+		if err := g.cache.Set(ctx, ck, appendEntry(make([]byte, 0, envHeaderSize+len(e.payload)), e), o.stale); err != nil {
+			return err
+		}
+		return g.changed(ctx, ck)
+	})
+}
