@@ -135,3 +135,54 @@ func ExampleExpire() {
 	fmt.Println(v)
 	// Output: v1
 }
+
+// Issue 11.6, adaptive TTL: fn sets its entry's TTL from the value.
+func TestSetTTL(t *testing.T) {
+	cache := memstore.New()
+	t.Cleanup(func() { cache.Close() })
+	g := newGroup(t, pgflight.Config{Cache: cache, TTL: time.Minute})
+	ctx := context.Background()
+	var bad error
+	if _, err := pgflight.Fetch(ctx, g, "token", func(ctx context.Context) (string, error) {
+		bad = pgflight.SetTTL(ctx, -time.Second)
+		return "t", pgflight.SetTTL(ctx, 90*time.Second)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if bad == nil {
+		t.Error("SetTTL of a negative duration = nil, want an error")
+	}
+	e, err := pgflight.Inspect(ctx, cache, g.Namespace(), "token")
+	if err != nil || !e.Found {
+		t.Fatalf("Inspect = %+v, %v", e, err)
+	}
+	if d := e.FreshUntil.Sub(e.ComputedAt); d != 90*time.Second {
+		t.Errorf("fresh for %v, want the 90s fn chose", d)
+	}
+	if err := pgflight.SetTTL(ctx, time.Second); err == nil {
+		t.Error("SetTTL outside fn = nil, want an error")
+	}
+	// FetchMany: one TTL for the batch.
+	if _, err := pgflight.FetchMany(ctx, g, []string{"a", "b"}, func(ctx context.Context, keys []string) (map[string]int, error) {
+		return map[string]int{"a": 1, "b": 2}, pgflight.SetTTL(ctx, 2*time.Hour)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"a", "b"} {
+		if e, _ := pgflight.Inspect(ctx, cache, g.Namespace(), k); e.FreshUntil.Sub(e.ComputedAt) != 2*time.Hour {
+			t.Errorf("%s fresh for %v, want 2h", k, e.FreshUntil.Sub(e.ComputedAt))
+		}
+	}
+}
+
+func ExampleSetTTL() {
+	g, _ := pgflight.New(pgflight.Config{})
+	defer g.Close()
+	token, _ := pgflight.Fetch(context.Background(), g, "token", func(ctx context.Context) (string, error) {
+		// The source says how long its answer is good for.
+		pgflight.SetTTL(ctx, 50*time.Minute)
+		return "abc", nil
+	})
+	fmt.Println(token)
+	// Output: abc
+}

@@ -481,9 +481,10 @@ func (f *flight) release(ctx context.Context) {
 func (f *flight) computeAndStore(ctx context.Context) (any, error) {
 	g := f.g
 	var e encoded
+	fctx, ttl := withEntryTTL(ctx)
 	start := g.now()
 	err := g.compute(ctx, f.subject(), func() error {
-		v, err := f.ops.compute(ctx)
+		v, err := f.ops.compute(fctx)
 		if err == nil {
 			e, err = g.encode(f.ck(), v, f.ops)
 		}
@@ -496,6 +497,6 @@ func (f *flight) computeAndStore(ctx context.Context) (any, error) {
 		}
 		e = missingEntry(err.Error())
 	}
-	g.store(ctx, f.subject(), []string{f.ck()}, []encoded{e}, start, end, f.o)
+	g.store(ctx, f.subject(), []string{f.ck()}, []encoded{e}, start, end, ttl.apply(f.o))
 	return e.v, err
 }

@@ -237,9 +237,10 @@ func (b *batch[T]) compute(ctx context.Context, keys []string) error {
 		cks[i] = cacheKey(g.cfg.Namespace, k)
 	}
 	es := make([]encoded, len(keys))
+	fctx, ttl := withEntryTTL(ctx)
 	start := g.now()
 	err := g.compute(ctx, b.subject(keys), func() error {
-		vals, err := b.fn(ctx, keys)
+		vals, err := b.fn(fctx, keys)
 		if err != nil {
 			return err
 		}
@@ -264,7 +265,7 @@ func (b *batch[T]) compute(ctx context.Context, keys []string) error {
 			b.out[k], _ = es[i].v.(T)
 		}
 	}
-	g.store(ctx, b.subject(keys), cks, es, start, end, b.o)
+	g.store(ctx, b.subject(keys), cks, es, start, end, ttl.apply(b.o))
 	return nil
 }
 

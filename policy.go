@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"sync/atomic"
 	"time"
 )
 
@@ -208,4 +209,43 @@ func (g *Group) release(ctx context.Context, unlock func(context.Context) error,
 		k, v := s.attr()
 		g.log.warn(warnRelease, "pgflight: release lock", k, v, "err", err)
 	}
+}
+
+// SetTTL sets, from inside fn and with the context Fetch (or FetchMany)
+// passed it, how long the value fn returns stays fresh, instead of
+// Config.TTL or WithTTL: the TTL can then follow the value (a token's
+// expiry, a schedule). For FetchMany it applies to every value of the
+// batch. ttl must be in (0, MaxTTL]; otherwise, or when ctx is not a
+// context fn was given, SetTTL returns an error and changes nothing. The
+// last call wins; TTLJitter still applies, and so does the stale window.
+func SetTTL(ctx context.Context, ttl time.Duration) error {
+	t, ok := ctx.Value(entryTTLKey{}).(*entryTTL)
+	if !ok {
+		return errors.New("pgflight: SetTTL: not called with the context of a computation")
+	}
+	if err := checkDuration("SetTTL", ttl, true); err != nil {
+		return fmt.Errorf("pgflight: %w", err)
+	}
+	t.ttl.Store(int64(ttl))
+	return nil
+}
+
+// entryTTL is the TTL fn chose with SetTTL, 0 if none.
+type entryTTL struct{ ttl atomic.Int64 }
+
+type entryTTLKey struct{}
+
+// withEntryTTL returns the context fn runs with, where SetTTL finds where
+// to record its choice.
+func withEntryTTL(ctx context.Context) (context.Context, *entryTTL) {
+	t := new(entryTTL)
+	return context.WithValue(ctx, entryTTLKey{}, t), t
+}
+
+// apply returns o with fn's choice of TTL, if it made one.
+func (t *entryTTL) apply(o callOptions) callOptions {
+	if d := time.Duration(t.ttl.Load()); d > 0 {
+		o.ttl = d
+	}
+	return o
 }
