@@ -122,6 +122,25 @@ type Config struct {
 	// Default: slog.Default().
 	Logger *slog.Logger
 
+	// FailSafe keeps the last value of a key for this long after its
+	// computation, past its fresh time and stale window, to serve when fn
+	// fails: a Fetch whose fn returns an error (or panics) then returns the
+	// kept value with a nil error instead, counts it in Stats.FailSafes,
+	// logs, and marks the value fresh again for FailSafeThrottle, so that
+	// the failing source is asked again only once per throttle for the
+	// fleet, not by every call. Errors wrapping ErrMissing are answers, not
+	// failures. The cache keeps every entry for at least FailSafe. A kept
+	// value is never served while fn succeeds. FetchMany does not use it.
+	//
+	// Default: 0, off.
+	FailSafe time.Duration
+
+	// FailSafeThrottle is how long a value served by FailSafe stays fresh
+	// before fn is tried again.
+	//
+	// Default: 30 seconds.
+	FailSafeThrottle time.Duration
+
 	// Local is an in-process tier in front of Cache (memstore.New with a
 	// size bound), so that a hit costs no round trip. Each fresh value read
 	// from Cache or computed is kept in it for at most LocalTTL. It must
@@ -155,12 +174,13 @@ type Config struct {
 
 // Defaults.
 const (
-	defaultNamespace      = "pgflight"
-	defaultTTL            = 5 * time.Minute
-	defaultLocalTTL       = time.Minute
-	defaultMissingTTL     = 30 * time.Second
-	defaultRefreshTimeout = time.Minute
-	defaultMaxRefreshes   = 64
+	defaultNamespace        = "pgflight"
+	defaultTTL              = 5 * time.Minute
+	defaultLocalTTL         = time.Minute
+	defaultFailSafeThrottle = 30 * time.Second
+	defaultMissingTTL       = 30 * time.Second
+	defaultRefreshTimeout   = time.Minute
+	defaultMaxRefreshes     = 64
 	// releaseTimeout bounds releasing a lock and storing a value computed
 	// for callers that have all gone; both run without the callers'
 	// cancellation (STYLE 27).
@@ -191,7 +211,7 @@ func (c Config) withDefaults() (Config, error) {
 	for _, d := range []struct {
 		name string
 		v    time.Duration
-	}{{"TTL", c.TTL}, {"StaleTTL", c.StaleTTL}, {"MissingTTL", c.MissingTTL}, {"LockWait", c.LockWait}, {"RefreshTimeout", c.RefreshTimeout}, {"LocalTTL", c.LocalTTL}} {
+	}{{"TTL", c.TTL}, {"StaleTTL", c.StaleTTL}, {"MissingTTL", c.MissingTTL}, {"LockWait", c.LockWait}, {"RefreshTimeout", c.RefreshTimeout}, {"LocalTTL", c.LocalTTL}, {"FailSafe", c.FailSafe}, {"FailSafeThrottle", c.FailSafeThrottle}} {
 		if d.v < 0 {
 			return c, fmt.Errorf("pgflight: %s: negative duration %v", d.name, d.v)
 		}
@@ -199,7 +219,7 @@ func (c Config) withDefaults() (Config, error) {
 	for _, d := range []struct {
 		name string
 		v    time.Duration
-	}{{"TTL", c.TTL}, {"StaleTTL", c.StaleTTL}, {"MissingTTL", c.MissingTTL}, {"LocalTTL", c.LocalTTL}} {
+	}{{"TTL", c.TTL}, {"StaleTTL", c.StaleTTL}, {"MissingTTL", c.MissingTTL}, {"LocalTTL", c.LocalTTL}, {"FailSafe", c.FailSafe}, {"FailSafeThrottle", c.FailSafeThrottle}} {
 		if err := checkDuration(d.name, d.v, false); err != nil {
 			return c, fmt.Errorf("pgflight: %w", err)
 		}
@@ -215,6 +235,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.MissingTTL == 0 {
 		c.MissingTTL = defaultMissingTTL
+	}
+	if c.FailSafeThrottle == 0 {
+		c.FailSafeThrottle = defaultFailSafeThrottle
 	}
 	if c.RefreshTimeout == 0 {
 		c.RefreshTimeout = defaultRefreshTimeout

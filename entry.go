@@ -13,7 +13,11 @@ const (
 	absent freshness = iota // nothing usable: a miss
 	fresh
 	stale // past its fresh time, within the stale window: serve and refresh
+	kept  // past its stale window, kept for Config.FailSafe: served only if fn fails
 )
+
+// usable reports whether the entry found is served.
+func (r found) usable() bool { return r.state == fresh || r.state == stale }
 
 // found is the result of a cache read.
 type found struct {
@@ -67,8 +71,14 @@ func (g *Group) examine(b []byte, o callOptions) (r found, err error) {
 		r.err = &missingError{msg: string(r.e.payload)}
 		return r, nil
 	}
-	if o.stale > 0 && g.now().UnixNano() >= r.e.freshUntil {
+	now := g.now().UnixNano()
+	if o.stale > 0 && now >= r.e.freshUntil {
 		r.state = stale
+	}
+	if g.cfg.FailSafe > 0 && now >= r.e.freshUntil+int64(o.stale) {
+		// The store keeps entries for the fail-safe age, so past the
+		// window is past it on our clock as well.
+		r.state = kept
 	}
 	return r, nil
 }
@@ -138,7 +148,7 @@ func (g *Group) seal(payload []byte, flags byte, start, end time.Time, o callOpt
 	if flags&flagMissing != 0 {
 		fresh, storeTTL = g.cfg.MissingTTL, g.cfg.MissingTTL
 	} else {
-		storeTTL = fresh + o.stale
+		storeTTL = max(fresh+o.stale, g.cfg.FailSafe)
 	}
 	e := entry{
 		flags:      flags,

@@ -186,3 +186,39 @@ func ExampleSetTTL() {
 	fmt.Println(token)
 	// Output: abc
 }
+
+// Issue 11.6, fail-safe: when fn fails, the kept value is served, fresh
+// again for the throttle, and fn is not asked again meanwhile; past the
+// fail-safe age the error comes through.
+func TestFailSafe(t *testing.T) {
+	cache := memstore.New()
+	t.Cleanup(func() { cache.Close() })
+	g := newGroup(t, pgflight.Config{Cache: cache, TTL: time.Minute, FailSafe: time.Hour, FailSafeThrottle: 30 * time.Second, Logger: discardLogger()})
+	ctx := context.Background()
+	calls := 0
+	failing := func(context.Context) (int, error) { calls++; return 0, errors.New("source down") }
+	pgflight.Fetch(ctx, g, "k", func(context.Context) (int, error) { return 1, nil })
+
+	at := func(d time.Duration) { pgflight.SetClock(g, func() time.Time { return time.Now().Add(d) }) }
+	at(2 * time.Minute) // past its fresh time
+	if v, err := pgflight.Fetch(ctx, g, "k", failing); err != nil || v != 1 {
+		t.Fatalf("Fetch with a failing fn = %d, %v; want the kept 1", v, err)
+	}
+	if v, err := pgflight.Fetch(ctx, g, "k", failing); err != nil || v != 1 || calls != 1 {
+		t.Errorf("within the throttle: Fetch = %d, %v after %d calls of fn; want 1 and fn called once", v, err, calls)
+	}
+	if s := g.Stats(); s.FailSafes != 1 {
+		t.Errorf("FailSafes = %d, want 1", s.FailSafes)
+	}
+	at(3 * time.Minute) // past the throttle: fn is asked again, and succeeds
+	if v, _ := pgflight.Fetch(ctx, g, "k", func(context.Context) (int, error) { return 3, nil }); v != 3 {
+		t.Errorf("after the throttle Fetch = %d, want 3", v)
+	}
+	at(2 * time.Hour) // past the fail-safe age of 3
+	if _, err := pgflight.Fetch(ctx, g, "k", failing); err == nil || err.Error() != "source down" {
+		t.Errorf("past the fail-safe age Fetch = %v, want fn's error", err)
+	}
+	if _, err := pgflight.New(pgflight.Config{FailSafe: -time.Second}); err == nil {
+		t.Error("New with a negative FailSafe = nil error")
+	}
+}

@@ -174,6 +174,9 @@ func localHit[T any](ctx context.Context, g *Group, key, ck string, o callOption
 func serveHit[T any](ctx context.Context, f *flight, b []byte) (v T, err error, r found, ok bool) {
 	g := f.g
 	r, err = g.examine(b, f.o)
+	if err == nil && !r.usable() {
+		return v, nil, r, false
+	}
 	if err == nil && r.err == nil {
 		var pe *PanicError
 		if v, pe, err = decodeHit[T](g.cfg.Codec, r.e); pe != nil {
@@ -404,7 +407,7 @@ func (f *flight) fill(ctx context.Context) (any, error) {
 	r, err := f.lock(ctx, wctx)
 	f.outcome = OutcomeComputed
 	switch {
-	case r.state != absent:
+	case r.usable():
 		g.stats.received.Add(1) // the holder we followed stored it
 		f.outcome = OutcomeReceived
 		return r.v, r.err
@@ -417,7 +420,7 @@ func (f *flight) fill(ctx context.Context) (any, error) {
 	case !f.o.force:
 		// The double check: whoever held the lock before us may have
 		// stored the value between our miss and our grant.
-		if r := g.read(ctx, f.ck(), f.o.again(), f.ops); r.state != absent {
+		if r := g.read(ctx, f.ck(), f.o.again(), f.ops); r.usable() {
 			g.stats.received.Add(1)
 			f.outcome = OutcomeReceived
 			return r.v, r.err
@@ -450,7 +453,7 @@ func (f *flight) lock(ctx, wctx context.Context) (found, error) {
 				f.unlock = unlock
 				return found{}, err
 			}
-			if r := g.read(ctx, f.ck(), f.o.again(), f.ops); r.state != absent {
+			if r := g.read(ctx, f.ck(), f.o.again(), f.ops); r.usable() {
 				return r, nil
 			}
 		}
@@ -493,6 +496,9 @@ func (f *flight) computeAndStore(ctx context.Context) (any, error) {
 	end := g.now()
 	if err != nil {
 		if !storedAsMissing(err) {
+			if v, ok := f.failSafe(ctx, err); ok {
+				return v, nil
+			}
 			return nil, err // errors are never cached
 		}
 		e = missingEntry(err.Error())

@@ -20,6 +20,7 @@ const (
 	warnRelease
 	warnRefresh
 	warnBroadcast
+	warnFailSafe
 	numWarnKinds
 )
 

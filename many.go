@@ -294,7 +294,7 @@ func (b *batch[T]) lookup(ctx context.Context, keys []string, counter interface{
 		}
 		r := g.interpret(cks[i], raw[i], o, typed[T]{})
 		switch {
-		case r.state == absent:
+		case !r.usable():
 			missing = append(missing, k)
 			continue
 		case r.err != nil:

@@ -249,3 +249,31 @@ func (t *entryTTL) apply(o callOptions) callOptions {
 	}
 	return o
 }
+
+// failSafe answers a computation that failed with err with the value kept
+// for Config.FailSafe, if the cache has one young enough, and marks it
+// fresh for Config.FailSafeThrottle so that the fleet does not ask the
+// failing source again meanwhile.
+func (f *flight) failSafe(ctx context.Context, err error) (any, bool) {
+	g := f.g
+	if g.cfg.FailSafe <= 0 {
+		return nil, false
+	}
+	r := g.read(ctx, f.ck(), f.o.again(), f.ops)
+	now := g.now()
+	left := time.Duration(r.e.computedAt + int64(g.cfg.FailSafe) - now.UnixNano())
+	if r.state == absent || r.err != nil || left <= 0 {
+		return nil, false
+	}
+	g.stats.failSafes.Add(1)
+	g.log.warn(warnFailSafe, "pgflight: computation failed, serving the kept value", "key", logKey(f.ck()), "age", now.Sub(time.Unix(0, r.e.computedAt)), "err", err)
+	e := r.e
+	e.freshUntil = now.Add(min(g.cfg.FailSafeThrottle, left)).UnixNano()
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
+	defer cancel()
+	if serr := g.cache.Set(sctx, f.ck(), appendEntry(make([]byte, 0, envHeaderSize+len(e.payload)), e), left); serr != nil {
+		g.stats.cacheErrors.Add(1)
+		g.log.warn(warnCacheSet, "pgflight: cache write failed, value returned uncached", "key", logKey(f.ck()), "err", serr)
+	}
+	return r.v, true
+}

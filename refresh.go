@@ -102,7 +102,7 @@ func (f *flight) refresh(ctx context.Context, seen entry, early bool) bool {
 	default:
 		f.unlock = unlock
 		defer f.release(ctx)
-		if r := g.read(ctx, f.ck(), f.o, f.ops); r.state != absent && r.e.computedAt != seen.computedAt {
+		if r := g.read(ctx, f.ck(), f.o, f.ops); r.usable() && r.e.computedAt != seen.computedAt {
 			g.stats.refreshesSkipped.Add(1) // refreshed by someone else meanwhile
 			g.observeRefresh(ctx, f.key, early, SkipReplaced)
 			return true

@@ -32,6 +32,7 @@ type Stats struct {
 	LocalHits     uint64 `json:"local_hits"`    // hits served by the local tier (Config.Local), without a round trip; also counted in Hits
 	Invalidations uint64 `json:"invalidations"` // broadcasts received from other processes telling the local tier to drop copies
 	LocalDrops    uint64 `json:"local_drops"`   // times the whole local tier was dropped: a gap in the broadcasts (the lock session lost), or a broadcast asking for it
+	FailSafes     uint64 `json:"fail_safes"`    // failed computations answered with the kept value instead (Config.FailSafe)
 }
 
 // counters is Stats under construction, updated atomically.
@@ -43,7 +44,7 @@ type counters struct {
 	encodeErrors, panics                               atomic.Uint64
 	staleHits, negativeHits, earlyRefreshes            atomic.Uint64
 	refreshesStarted, refreshesSkipped                 atomic.Uint64
-	localHits, invalidations, localDrops               atomic.Uint64
+	localHits, invalidations, localDrops, failSafes    atomic.Uint64
 }
 
 func (c *counters) snapshot() Stats {
@@ -71,5 +72,6 @@ func (c *counters) snapshot() Stats {
 		LocalHits:     c.localHits.Load(),
 		Invalidations: c.invalidations.Load(),
 		LocalDrops:    c.localDrops.Load(),
+		FailSafes:     c.failSafes.Load(),
 	}
 }

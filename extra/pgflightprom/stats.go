@@ -61,6 +61,8 @@ var statFields = []struct {
 		func(s pgflight.Stats) float64 { return float64(s.Invalidations) }},
 	{"local_drops_total", "Times the whole local tier was dropped: a gap in the broadcasts (the lock session lost), or a broadcast asking for it.",
 		func(s pgflight.Stats) float64 { return float64(s.LocalDrops) }},
+	{"fail_safes_total", "Failed computations answered with the kept value instead (Config.FailSafe).",
+		func(s pgflight.Stats) float64 { return float64(s.FailSafes) }},
 }
 
 func newStatMetrics(constLabels prometheus.Labels) []statMetric {
