@@ -1,6 +1,10 @@
 package memcachedstore
 
-import "context"
+import (
+	"context"
+
+	"github.com/pgflight/pgflight/internal/detach"
+)
 
 // call runs fn, the Store's use of the client, and returns its results, or
 // ctx.Err() as soon as ctx ends, whichever comes first. gomemcache takes no
@@ -13,50 +17,10 @@ import "context"
 // until the client's own timeouts end it (see the package doc), and its
 // results are dropped.
 func call[T any](ctx context.Context, fn func() (T, error)) (T, error) {
-	var zero T
-	if err := ctx.Err(); err != nil {
-		return zero, err
-	}
 	if ctx.Done() == nil {
 		return fn()
 	}
-	type result struct {
-		val   T
-		err   error
-		panic any
-	}
-	// Unbuffered: a result goes only to a caller still waiting for it, and
-	// the goroutine sees through ctx a caller that has left, so it never
-	// blocks for good.
-	done := make(chan result)
-	go func() {
-		var r result
-		// A panic in fn is re-raised in the caller if it still waits, as
-		// it would be without the goroutine; if not, it crashes the
-		// program rather than vanish.
-		defer func() {
-			if p := recover(); p != nil {
-				r.panic = p
-			}
-			select {
-			case done <- r:
-			case <-ctx.Done():
-				if r.panic != nil {
-					panic(r.panic)
-				}
-			}
-		}()
-		r.val, r.err = fn()
-	}()
-	select {
-	case r := <-done:
-		if r.panic != nil {
-			panic(r.panic)
-		}
-		return r.val, r.err
-	case <-ctx.Done():
-		return zero, ctx.Err()
-	}
+	return detach.Call(ctx, func(context.Context) (T, error) { return fn() })
 }
 
 // callErr is [call] for an fn that returns only an error.

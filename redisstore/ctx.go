@@ -4,6 +4,8 @@ import (
 	"context"
 
 	"github.com/redis/go-redis/v9"
+
+	detachpkg "github.com/pgflight/pgflight/internal/detach"
 )
 
 // appliesDeadlines reports whether go-redis sets the socket deadlines of
@@ -40,59 +42,16 @@ func (s *Store) inline(ctx context.Context) bool {
 }
 
 // detach calls fn(ctx) in a goroutine of its own and returns its results,
-// or ctx.Err() as soon as ctx ends. fn then finishes in the background with
-// the same ended ctx, which stops go-redis from retrying or waiting for a
-// pooled connection; a command already sent waits for its reply until the
-// client's ReadTimeout, and go-redis then discards the connection, so the
-// next command never reads a stale reply.
+// or ctx.Err() as soon as ctx ends (see internal/detach). fn then finishes
+// in the background with the same ended ctx, which stops go-redis from
+// retrying or waiting for a pooled connection; a command already sent waits
+// for its reply until the client's ReadTimeout, and go-redis then discards
+// the connection, so the next command never reads a stale reply.
 func detach[T any](ctx context.Context, fn func(context.Context) (T, error)) (T, error) {
-	var zero T
-	if err := ctx.Err(); err != nil {
-		return zero, err
-	}
-	type result struct {
-		val   T
-		err   error
-		panic any
-	}
-	// Unbuffered: a result is handed over only to a caller that takes it,
-	// and a caller that has left is seen through ctx, so the goroutine
-	// never blocks for good.
-	done := make(chan result)
-	go func() {
-		var r result
-		// A panic in the client (one of its hooks) is re-raised in the
-		// caller if it is still waiting, as it would be without detach;
-		// if not, it crashes the program rather than vanish.
-		defer func() {
-			if p := recover(); p != nil {
-				r.panic = p
-			}
-			select {
-			case done <- r:
-			case <-ctx.Done():
-				if r.panic != nil {
-					panic(r.panic)
-				}
-			}
-		}()
-		r.val, r.err = fn(ctx)
-	}()
-	select {
-	case r := <-done:
-		if r.panic != nil {
-			panic(r.panic)
-		}
-		return r.val, r.err
-	case <-ctx.Done():
-		return zero, ctx.Err()
-	}
+	return detachpkg.Call(ctx, fn)
 }
 
 // detachErr is [detach] for a fn that returns only an error.
 func detachErr(ctx context.Context, fn func(context.Context) error) error {
-	_, err := detach(ctx, func(ctx context.Context) (struct{}, error) {
-		return struct{}{}, fn(ctx)
-	})
-	return err
+	return detachpkg.Err(ctx, fn)
 }
