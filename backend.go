@@ -153,3 +153,12 @@ type Broadcaster interface {
 // MaxBroadcast is the largest message a Group broadcasts; a Broadcaster
 // must carry at least this many bytes.
 const MaxBroadcast = 4096
+
+// A Viewer is a Cache that can return a stored value without copying it.
+// The local tier (Config.Local) uses it when its Cache implements it, so a
+// local hit allocates nothing for the value. View returns bytes that never
+// change afterwards (the store keeps its own copy of what Set gave it) and
+// that the caller must not modify; memstore is one.
+type Viewer interface {
+	View(ctx context.Context, key string) (val []byte, ok bool, err error)
+}

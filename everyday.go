@@ -37,7 +37,7 @@ func Set[T any](ctx context.Context, g *Group, key string, v T, opts ...Option) 
 		}
 		if g.tier != nil {
 			if ttl := min(g.tier.ttl, fresh); ttl > 0 {
-				g.tier.cache.Set(ctx, ck, buf, ttl)
+				g.tier.cache.Set(ctx, key, buf, ttl)
 			}
 		}
 		return nil
@@ -62,7 +62,10 @@ func Get[T any](ctx context.Context, g *Group, key string) (v T, ok bool, err er
 	var b []byte
 	found := false
 	if g.tier != nil {
-		b, found = g.getLocal(ctx, ck)
+		var viewed bool
+		if b, viewed, found = g.getLocal(ctx, key); viewed {
+			b = append([]byte(nil), b...) // a []byte value would alias the tier's bytes
+		}
 	}
 	if !found {
 		if b, found, err = g.cache.Get(ctx, ck); err != nil {

@@ -76,14 +76,14 @@ func fetch[T any](ctx context.Context, g *Group, key string, o callOptions, fn f
 	if g.obs != nil {
 		start = time.Now()
 	}
-	ck := cacheKey(g.cfg.Namespace, key)
 	if g.tier != nil && !o.force {
 		// A local copy is served at once: it costs no round trip, so
 		// concurrent callers gain nothing from sharing its read.
-		if v, err, ok := localHit(ctx, g, key, ck, o, fn); ok {
+		if v, err, ok := localHit(ctx, g, key, o, fn); ok {
 			return v, err
 		}
 	}
+	ck := cacheKey(g.cfg.Namespace, key)
 	f, joined, err := g.join(flightKey{key: ck, force: o.force}, key, o, typed[T]{fn})
 	switch {
 	case err != nil:
@@ -132,7 +132,7 @@ func readHit[T any](ctx context.Context, f *flight) (v T, err error, ok bool) {
 	g, ck := f.g, f.ck() // f is recycled once served
 	var epoch uint64
 	if g.tier != nil {
-		epoch = g.tier.epoch(ck).Load()
+		epoch = g.tier.epoch(f.key).Load()
 	}
 	b, found := g.get(ctx, ck)
 	if !found {
@@ -145,16 +145,24 @@ func readHit[T any](ctx context.Context, f *flight) (v T, err error, ok bool) {
 	return v, err, ok
 }
 
-// localHit serves key, cached under ck, from the local tier, if it has a
-// fresh copy; otherwise the shared Cache decides. It needs no flight.
-func localHit[T any](ctx context.Context, g *Group, key, ck string, o callOptions, fn func(context.Context) (T, error)) (v T, err error, ok bool) {
-	b, found := g.getLocal(ctx, ck)
-	if !found {
+// localHit serves key from the local tier, if it has a fresh copy;
+// otherwise the shared Cache decides. It needs no flight, and with a
+// Viewer tier allocates nothing for a string.
+func localHit[T any](ctx context.Context, g *Group, key string, o callOptions, fn func(context.Context) (T, error)) (v T, err error, ok bool) {
+	b, viewed, have := g.getLocal(ctx, key)
+	if !have {
 		return v, nil, false
 	}
-	r, err := g.examine(b, o)
-	if err != nil || r.state != fresh {
+	// A copy is kept for at most its remaining fresh time, and the tier
+	// expires it by its own clock: a copy found is fresh, with no clock
+	// read here.
+	var r found
+	if r.e, err = parseEntry(b); err != nil {
 		return v, nil, false
+	}
+	r.state = fresh
+	if r.e.flags&flagMissing != 0 {
+		r.err = &missingError{msg: string(r.e.payload)}
 	}
 	if r.err == nil {
 		var pe *PanicError
@@ -162,10 +170,12 @@ func localHit[T any](ctx context.Context, g *Group, key, ck string, o callOption
 			var zero T
 			return zero, nil, false // the shared read decides, and reports it
 		}
+		if p, ok := any(&v).(*[]byte); ok && viewed && *p != nil {
+			*p = append([]byte{}, *p...) // the caller may modify it; the tier's bytes must not change
+		}
 	}
-	g.stats.localHits.Add(1)
 	if refresh, early := g.served(ctx, key, o, r, true); refresh {
-		g.refreshLater(ctx, ck, key, o, typed[T]{fn}, r.e, early)
+		g.refreshLater(ctx, cacheKey(g.cfg.Namespace, key), key, o, typed[T]{fn}, r.e, early)
 	}
 	return v, r.err, true
 }
@@ -278,7 +288,11 @@ func (f *flight) miss(ctx context.Context, start time.Time) (any, error) {
 // whether a background refresh is due, and if so whether early (by
 // Config.EarlyRefresh) or because the entry is stale.
 func (g *Group) served(ctx context.Context, key string, o callOptions, r found, local bool) (refresh, early bool) {
-	g.stats.hits.Add(1)
+	if local {
+		g.stats.localHits.Add(1) // Stats.Hits adds them
+	} else {
+		g.stats.hits.Add(1)
+	}
 	if r.err != nil {
 		g.stats.negativeHits.Add(1)
 	}

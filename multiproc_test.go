@@ -356,7 +356,7 @@ func childMain() int {
 		}))
 	case "localtier":
 		// See TestMultiProcessLocalTier.
-		copyOf := func() bool { _, ok, _ := local.Get(ctx, ns+":"+key); return ok }
+		copyOf := func() bool { _, ok, _ := local.Get(ctx, key); return ok }
 		waitUntil := func(cond func() bool) {
 			for !cond() {
 				time.Sleep(time.Millisecond)

@@ -49,7 +49,7 @@ type counters struct {
 
 func (c *counters) snapshot() Stats {
 	return Stats{
-		Hits:         c.hits.Load(),
+		Hits:         c.hits.Load() + c.localHits.Load(),
 		Misses:       c.misses.Load(),
 		Computations: c.computations.Load(),
 		Coalesced:    c.coalesced.Load(),

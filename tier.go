@@ -38,6 +38,8 @@ type tier struct {
 	cache  Cache // implements Deleter and Clearer (checked by Config)
 	ttl    time.Duration
 	bc     Broadcaster // nil with the in-process Locker
+	view   Viewer      // cache, if it can view; else nil
+	nsLen  int         // len(namespace) + 1: a cache key minus that is the key
 	seed   maphash.Seed
 	live   atomic.Bool // broadcasts are received (always, without bc)
 	epochs [tierBuckets]atomic.Uint64
@@ -50,7 +52,8 @@ func newTier(g *Group) (*tier, error) {
 	if g.cfg.Local == nil {
 		return nil, nil
 	}
-	t := &tier{cache: g.cfg.Local, ttl: g.cfg.LocalTTL, seed: maphash.MakeSeed()}
+	t := &tier{cache: g.cfg.Local, ttl: g.cfg.LocalTTL, seed: maphash.MakeSeed(), nsLen: len(g.cfg.Namespace) + 1}
+	t.view, _ = g.cfg.Local.(Viewer)
 	bc, ok := g.cfg.Locker.(Broadcaster)
 	if !ok {
 		t.live.Store(true)
@@ -69,19 +72,31 @@ func newTier(g *Group) (*tier, error) {
 // live, no broadcast can go unnoticed.
 func (t *tier) isLive() bool { return t.live.Load() }
 
-// epoch returns the epoch counter of ck.
-func (t *tier) epoch(ck string) *atomic.Uint64 {
-	return &t.epochs[maphash.String(t.seed, ck)%tierBuckets]
+// The tier serves one Group, so it keys copies by the caller's key, not
+// by the cache key: a local hit needs no cache key built.
+
+// key returns the tier's key of the cache key ck.
+func (t *tier) key(ck string) string { return ck[t.nsLen:] }
+
+// epoch returns the epoch counter of key.
+func (t *tier) epoch(key string) *atomic.Uint64 {
+	return &t.epochs[maphash.String(t.seed, key)%tierBuckets]
 }
 
-// getLocal returns the local copy of ck, if the tier is live and has one.
-func (g *Group) getLocal(ctx context.Context, ck string) ([]byte, bool) {
+// getLocal returns the local copy of key, if the tier is live and has one;
+// viewed says the bytes are shared with the tier (see Viewer).
+func (g *Group) getLocal(ctx context.Context, key string) (b []byte, viewed, ok bool) {
 	t := g.tier
 	if !t.isLive() {
-		return nil, false
+		return nil, false, false
 	}
-	b, ok, err := t.cache.Get(ctx, ck)
-	return b, ok && err == nil
+	var err error
+	if t.view != nil {
+		b, ok, err = t.view.View(ctx, key)
+		return b, true, ok && err == nil
+	}
+	b, ok, err = t.cache.Get(ctx, key)
+	return b, false, ok && err == nil
 }
 
 // keepLocal keeps b, the entry e of ck read from the shared Cache, as a
@@ -93,13 +108,14 @@ func (g *Group) keepLocal(ctx context.Context, ck string, b []byte, e entry, epo
 	if ttl <= 0 || !t.isLive() {
 		return
 	}
-	ep := t.epoch(ck)
+	key := t.key(ck)
+	ep := t.epoch(key)
 	if ep.Load() != epoch {
 		return
 	}
-	t.cache.Set(ctx, ck, b, ttl)
+	t.cache.Set(ctx, key, b, ttl)
 	if ep.Load() != epoch {
-		t.cache.(Deleter).Delete(ctx, ck) // a broadcast came while we kept it
+		t.cache.(Deleter).Delete(ctx, key) // a broadcast came while we kept it
 	}
 }
 
@@ -111,8 +127,9 @@ func (g *Group) storedLocal(ctx context.Context, cks []string, bufs [][]byte, fr
 	t := g.tier
 	for i, ck := range cks {
 		if ttl := min(t.ttl, fresh[i]); ttl > 0 {
-			t.epoch(ck).Add(1) // a copy kept by a read in flight is older
-			t.cache.Set(ctx, ck, bufs[i], ttl)
+			key := t.key(ck)
+			t.epoch(key).Add(1) // a copy kept by a read in flight is older
+			t.cache.Set(ctx, key, bufs[i], ttl)
 		}
 	}
 	if t.bc == nil {
@@ -142,8 +159,9 @@ func (g *Group) storedLocal(ctx context.Context, cks []string, bufs [][]byte, fr
 func (g *Group) deletedLocal(ctx context.Context, ck string) error {
 	t := g.tier
 	if t != nil {
-		t.epoch(ck).Add(1)
-		t.cache.(Deleter).Delete(ctx, ck)
+		key := t.key(ck)
+		t.epoch(key).Add(1)
+		t.cache.(Deleter).Delete(ctx, key)
 	}
 	if g.bc == nil {
 		return nil
@@ -204,8 +222,12 @@ func (g *Group) received(msg []byte) {
 			}
 			ck := string(b[w : w+int(n)])
 			b = b[w+int(n):]
-			t.epoch(ck).Add(1)
-			t.cache.(Deleter).Delete(ctx, ck)
+			if len(ck) < t.nsLen || ck[:t.nsLen-1] != g.cfg.Namespace {
+				continue // not a key of this namespace: ignore it
+			}
+			key := t.key(ck)
+			t.epoch(key).Add(1)
+			t.cache.(Deleter).Delete(ctx, key)
 		}
 	}
 }

@@ -55,6 +55,17 @@ func (s *Store) Get(ctx context.Context, key string) (val []byte, ok bool, err e
 	return clone(e.val), true, nil
 }
 
+// View returns the value stored under key without copying it, for
+// pgflight's local tier ([pgflight.Viewer]): the bytes are shared and must
+// not be modified. The error is always nil.
+func (s *Store) View(ctx context.Context, key string) (val []byte, ok bool, err error) {
+	e, ok := s.cache.GetIfPresent(key)
+	if !ok {
+		return nil, false, nil
+	}
+	return e.val, true, nil
+}
+
 // Set stores a copy of val under key for ttl, replacing any previous value
 // and its ttl. A ttl ≤ 0, which pgflight never passes, leaves no entry: it
 // removes any previous value. The error is always nil: ctx is unused, since
