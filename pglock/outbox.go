@@ -58,6 +58,8 @@ const (
 	// outboxBatchTimeout bounds one claimed batch: its rows stay locked
 	// that long at most while this process lives.
 	outboxBatchTimeout = time.Minute
+	// outboxDoneTimeout bounds the delete and commit of a handled batch.
+	outboxDoneTimeout = 10 * time.Second
 )
 
 // ErrInvalidKey is wrapped by the error [Invalidate] and
@@ -258,7 +260,11 @@ func (h *outboxHandler) batch(ctx context.Context, after int64) (last int64, n i
 	if err != nil {
 		return 0, 0, err
 	}
-	defer tx.Rollback(context.WithoutCancel(ctx)) // after Commit, a no-op
+	defer func() { // after Commit, a no-op
+		rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), outboxDoneTimeout)
+		defer rcancel()
+		tx.Rollback(rctx)
+	}()
 	rows, err := tx.Query(ctx, claimSQL, pgx.QueryExecModeSimpleProtocol, h.ns, after)
 	if err != nil {
 		return 0, 0, missingOK(err)
@@ -292,12 +298,16 @@ func (h *outboxHandler) batch(ctx context.Context, after int64) (last int64, n i
 			handled = append(handled, r.id)
 		}
 	}
+	// What was handled is recorded even if stop was called meanwhile: it
+	// is one round trip, and saves every handle a second delivery.
+	dctx, dcancel := context.WithTimeout(context.WithoutCancel(ctx), outboxDoneTimeout)
+	defer dcancel()
 	if len(handled) > 0 {
-		if _, err := tx.Exec(ctx, doneSQL, pgx.QueryExecModeSimpleProtocol, handled); err != nil {
+		if _, err := tx.Exec(dctx, doneSQL, pgx.QueryExecModeSimpleProtocol, handled); err != nil {
 			return 0, 0, err
 		}
 	}
-	if err := tx.Commit(ctx); err != nil {
+	if err := tx.Commit(dctx); err != nil {
 		return 0, 0, err
 	}
 	return claimed[len(claimed)-1].id, len(claimed), nil
