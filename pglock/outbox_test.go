@@ -502,3 +502,33 @@ func ExampleInvalidate() {
 	<-done
 	// Output: delete [user:42]
 }
+
+// BenchmarkInvalidate measures what Invalidate adds to the application's
+// transaction (the table check, the insert and the notification, one round
+// trip), beside the same transaction with a trivial statement instead.
+// No handler runs: the rows are left, then deleted.
+func BenchmarkInvalidate(b *testing.B) {
+	db := newPool(b, 2, pgx.QueryExecModeCacheStatement)
+	ns := outboxNS(b)
+	b.Cleanup(func() { db.Exec(context.Background(), "delete from pgflight_outbox where namespace = $1", ns) })
+	for _, bc := range []struct {
+		name string
+		work func(ctx context.Context, tx pgx.Tx) error
+	}{
+		{"select1", func(ctx context.Context, tx pgx.Tx) error {
+			_, err := tx.Exec(ctx, "select 1", pgx.QueryExecModeSimpleProtocol)
+			return err
+		}},
+		{"Invalidate", func(ctx context.Context, tx pgx.Tx) error { return pglock.Invalidate(ctx, tx, ns, "user:42") }},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			ctx := context.Background()
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error { return bc.work(ctx, tx) }); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
