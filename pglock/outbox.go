@@ -170,7 +170,12 @@ func checkNamespace(ns string) error {
 //
 // handle's ctx ends when stop is called, and a minute after the batch was
 // claimed; its rows stay locked until it returns. stop waits for a pass in
-// progress to end.
+// progress to end, and the rows handled by then are still deleted. The
+// pool must resolve pgflight_outbox through the same search_path as the
+// applications that call Invalidate. Each pass holds one pool connection
+// while it runs, and every commit of namespace wakes every handler of it
+// in the fleet: each runs one claim, and those that find the rows taken
+// skip them at once.
 func (l *Locker) HandleInvalidations(namespace string, handle func(ctx context.Context, keys []string) error) (stop func(), err error) {
 	if err := checkNamespace(namespace); err != nil {
 		return nil, fmt.Errorf("pglock: handle invalidations: %w", err)
