@@ -304,6 +304,9 @@ func childMain() int {
 	if kind == "stale" {
 		cfg.TTL, cfg.StaleTTL = time.Hour, time.Hour
 	}
+	if kind == "txinvalidate" {
+		cfg.Local, cfg.LocalTTL = local, time.Hour // only invalidations drop copies
+	}
 	g, err := pgflight.New(cfg)
 	if kind == "stale" {
 		// Our clock runs past the entry's fresh time; see TestMultiProcessStale.
@@ -381,6 +384,55 @@ func childMain() int {
 		say("armed")
 		waitUntil(func() bool { return g.Stats().LocalDrops > drops && !copyOf() }) // the session cut
 		say("dropped")
+	case "txinvalidate":
+		// See TestTxInvalidateMultiProcess. Mode commit: commit an
+		// invalidation of key, then die at once. Otherwise: handle the
+		// namespace's invalidations and, each round, hold a local copy of
+		// key until it is invalidated.
+		if os.Getenv("PGFLIGHT_CHILD_TX") == "commit" {
+			tx, err := pool.Begin(ctx)
+			if err == nil {
+				_, err = tx.Exec(ctx, "update pgflight_txtest set v = v + 1 where id = $1", ns)
+			}
+			if err == nil {
+				err = pglock.Invalidate(ctx, tx, ns, key)
+			}
+			if err == nil {
+				err = tx.Commit(ctx)
+			}
+			if err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				return 2
+			}
+			syscall.Kill(pid, syscall.SIGKILL)
+			select {}
+		}
+		stop, err := pgflight.HandleTxInvalidations(g)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 2
+		}
+		copyOf := func() bool { _, ok, _ := local.Get(ctx, ns+":"+key); return ok }
+		waitUntil := func(cond func() bool) {
+			for !cond() {
+				time.Sleep(time.Millisecond)
+			}
+		}
+		waitUntil(func() bool { return g.Stats().LocalDrops > 0 }) // live
+		for line := "go\n"; line == "go\n"; line, _ = in.ReadString('\n') {
+			fetch := func() (string, error) {
+				return pgflight.Fetch(ctx, g, key, func(context.Context) (string, error) {
+					return "", errors.New("computed in a worker: the parent stores each value first")
+				})
+			}
+			fetch()           // from Redis, kept
+			v, err := fetch() // from the local tier
+			record(v, err)
+			say(fmt.Sprintf("local %s %t", v, copyOf()))
+			waitUntil(func() bool { return !copyOf() })
+			say("invalidated")
+		}
+		stop()
 	case "holdforever":
 		go func() {
 			// Tell the parent, through Redis, once this process waits for
