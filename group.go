@@ -23,6 +23,7 @@ type Group struct {
 	tier   *tier       // the local tier; nil without Config.Local
 	bc     Broadcaster // the Locker, if it can broadcast
 	self   uint64      // names this Group's broadcasts, which it skips
+	txStop func()      // stops handling transactional invalidations
 	stats  counters
 	lockID func(namespace, key string) int64 // replaced by tests to force collisions
 	now    func() time.Time                  // replaced by tests to skew the clock
@@ -46,7 +47,10 @@ type Group struct {
 
 // New returns a Group configured by cfg, filling in the defaults documented
 // at each Config field. It fails only on an invalid Config; it does not
-// contact the Cache or the Locker.
+// contact the Cache. With pglock's Locker (a Broadcaster and an
+// InvalidationSource) it subscribes to the namespace's broadcasts and
+// transactional invalidations, which opens the lock session in the
+// background and keeps it open until Shutdown.
 func New(cfg Config) (*Group, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
@@ -76,6 +80,12 @@ func New(cfg Config) (*Group, error) {
 	g.self = rand.Uint64()
 	if g.tier, err = newTier(g); err != nil {
 		return nil, fmt.Errorf("pgflight: Local: %w", err)
+	}
+	if g.txStop, err = g.handleTxInvalidations(); err != nil {
+		if g.tier != nil && g.tier.stop != nil {
+			g.tier.stop()
+		}
+		return nil, fmt.Errorf("pgflight: Locker: %w", err)
 	}
 	return g, nil
 }
@@ -111,6 +121,7 @@ func (g *Group) Shutdown(ctx context.Context) error {
 		}
 	}
 	g.mu.Unlock()
+	g.txStop() // outside mu: it waits for a handle, which may be inside Delete
 	done := make(chan struct{})
 	go func() {
 		g.running.Wait()

@@ -407,12 +407,7 @@ func childMain() int {
 			syscall.Kill(pid, syscall.SIGKILL)
 			select {}
 		}
-		stop, err := pgflight.HandleTxInvalidations(g)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 2
-		}
-		copyOf := func() bool { _, ok, _ := local.Get(ctx, ns+":"+key); return ok }
+		copyOf := func() bool { _, ok, _ := local.Get(ctx, key); return ok }
 		waitUntil := func(cond func() bool) {
 			for !cond() {
 				time.Sleep(time.Millisecond)
@@ -432,7 +427,6 @@ func childMain() int {
 			waitUntil(func() bool { return !copyOf() })
 			say("invalidated")
 		}
-		stop()
 	case "holdforever":
 		go func() {
 			// Tell the parent, through Redis, once this process waits for

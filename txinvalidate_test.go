@@ -1,8 +1,7 @@
 package pgflight
 
-// These tests are in package pgflight for HandleTxInvalidations, the hook
-// the worker processes of multiproc_test.go call until New does it
-// itself. They import the backends, none of which imports pgflight.
+// These tests are in package pgflight, to see a Group's tier and its
+// handler. They import the backends, none of which imports pgflight.
 
 import (
 	"bufio"
@@ -26,10 +25,6 @@ import (
 	"github.com/pgflight/pgflight/pglock"
 	"github.com/pgflight/pgflight/redisstore"
 )
-
-// HandleTxInvalidations makes g process its namespace's transactional
-// invalidations, as New will once it calls handleTxInvalidations.
-func HandleTxInvalidations(g *Group) (stop func(), err error) { return g.handleTxInvalidations() }
 
 // txFixture is a namespace whose value is computed from a row of table
 // pgflight_txtest, and a Group of the test process without a local tier
@@ -317,12 +312,7 @@ func TestTxInvalidateRollback(t *testing.T) {
 	t.Cleanup(func() { local.Close() })
 	g := txGroup(t, Config{Namespace: f.ns, Cache: redisstore.New(f.rdb), Locker: txLocker(t, txPool(t, testserver.PostgresURL(t))),
 		Local: local, LocalTTL: time.Hour})
-	stop, err := g.handleTxInvalidations()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(stop)
-	copyOf := func(key string) bool { _, ok, _ := local.Get(context.Background(), cacheKey(f.ns, key)); return ok }
+	copyOf := func(key string) bool { _, ok, _ := local.Get(context.Background(), key); return ok }
 	for !g.tier.isLive() {
 		time.Sleep(time.Millisecond)
 	}
@@ -411,15 +401,10 @@ func BenchmarkTxInvalidationFanout(b *testing.B) {
 	tiers := make([]*fanoutLocal, groups)
 	gs := make([]*Group, groups)
 	for i := range gs {
-		tiers[i] = &fanoutLocal{Store: memstore.New(), key: cacheKey(f.ns, f.key), dropped: make(chan struct{}, 1)}
+		tiers[i] = &fanoutLocal{Store: memstore.New(), key: f.key, dropped: make(chan struct{}, 1)}
 		b.Cleanup(func() { tiers[i].Close() })
 		gs[i] = txGroup(b, Config{Namespace: f.ns, Cache: redisstore.New(f.rdb), Locker: txLocker(b, txPool(b, testserver.PostgresURL(b))),
 			Local: tiers[i], LocalTTL: time.Hour})
-		stop, err := gs[i].handleTxInvalidations()
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(stop)
 	}
 	for _, g := range gs {
 		for !g.tier.isLive() {

@@ -138,9 +138,12 @@ type session struct {
 	awaiting  int       // callers waiting for a release now
 	probeNow  bool      // probe at the next batch, not at nextProbe
 	nextProbe time.Time // when the awaited ids are next probed
-	retryAt   time.Time // no connection attempt before then
-	backoff   time.Duration
-	lastErr   error // why the last connection attempt failed
+	retryAt   time.Time // requests fail fast until then: a connection attempt for them failed
+	// subRetryAt is when the loop next tries to reconnect for subscribers
+	// alone.
+	subRetryAt time.Time
+	backoff    time.Duration
+	lastErr    error // why the last connection attempt failed
 	// subs are the subscribers of broadcasts, by topic; while there are
 	// any the session keeps its connection and LISTENs on
 	// broadcastChannel (subscribed says it does).
@@ -492,9 +495,10 @@ func (s *session) loop() {
 				s.mu.Unlock()
 				return
 			}
-			if wait := time.Until(s.retryAt); wait > 0 {
+			if wait := time.Until(s.subRetryAt); wait > 0 && len(s.pending) == 0 {
 				// Subscribers keep the session: reconnect after the
-				// backoff (or sooner, if closed).
+				// backoff, or at once when a request comes (or the
+				// session closes).
 				s.mu.Unlock()
 				t := time.NewTimer(wait)
 				select {
@@ -510,7 +514,14 @@ func (s *session) loop() {
 			if err != nil {
 				s.lastErr = err
 				s.backoff = min(maxBackoff, max(minBackoff, 2*s.backoff))
-				s.retryAt = time.Now().Add(s.backoff/2 + rand.N(s.backoff/2+1))
+				next := time.Now().Add(s.backoff/2 + rand.N(s.backoff/2+1))
+				s.subRetryAt = next
+				if len(s.pending) > 0 {
+					// Requests fail fast until then; a reconnection for
+					// subscribers alone does not make them (a server back
+					// from a restart serves the next request at once).
+					s.retryAt = next
+				}
 				s.failPending(fmt.Errorf("pglock: lock session: %w", err))
 				s.wakeAll()
 				if len(s.subs) > 0 {
