@@ -2,6 +2,7 @@ package pgflight
 
 import (
 	"context"
+	"errors"
 	"encoding/binary"
 	"hash/maphash"
 	"sync/atomic"
@@ -166,7 +167,10 @@ func (g *Group) deletedLocal(ctx context.Context, ck string) error {
 	if g.bc == nil {
 		return nil
 	}
-	return g.broadcast(ctx, []string{ck})
+	if err := g.broadcast(ctx, []string{ck}); err != nil && !errors.Is(err, errors.ErrUnsupported) {
+		return err // unsupported: pglock in transaction mode, where no Group has a local tier
+	}
+	return nil
 }
 
 // broadcast tells every other Group of the namespace to drop its copies of

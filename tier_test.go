@@ -8,6 +8,7 @@ import (
 
 	"github.com/pgflight/pgflight"
 	"github.com/pgflight/pgflight/memstore"
+	"github.com/pgflight/pgflight/pglock"
 )
 
 // Issue 10.2 in one process: the local tier serves hits without reading
@@ -78,3 +79,19 @@ type countingDeleter struct {
 }
 
 func (c *countingDeleter) Delete(ctx context.Context, k string) error { return c.d.Delete(ctx, k) }
+
+// With pglock in transaction mode (no lock session, no broadcasts) Delete
+// works and returns nil, and a local tier is refused at New.
+func TestDeleteTransactionMode(t *testing.T) {
+	l := pglock.New(newPool(t), pglock.WithTransactionMode())
+	t.Cleanup(func() { l.Close() })
+	g := newGroup(t, pgflight.Config{Cache: memstore.New(), Locker: l})
+	ctx := context.Background()
+	pgflight.Fetch(ctx, g, "k", func(context.Context) (int, error) { return 1, nil })
+	if err := g.Delete(ctx, "k"); err != nil {
+		t.Errorf("Delete in transaction mode = %v, want nil", err)
+	}
+	if _, err := pgflight.New(pgflight.Config{Local: memstore.New(), Locker: l}); err == nil {
+		t.Error("New with a local tier on a transaction-mode Locker = nil error, want one")
+	}
+}
