@@ -2,8 +2,8 @@ package pgflight
 
 import (
 	"context"
-	"errors"
 	"encoding/binary"
+	"errors"
 	"hash/maphash"
 	"sync/atomic"
 	"time"
