@@ -51,6 +51,10 @@ type Observer interface {
 
 	// Refresh reports a background refresh started or skipped.
 	Refresh(ctx context.Context, d RefreshData)
+
+	// Invalidation reports a broadcast telling local tiers to drop copies,
+	// sent by this Group or received from another process's.
+	Invalidation(ctx context.Context, d InvalidationData)
 }
 
 // NopObserver is an [Observer] that does nothing. Embed it in an Observer
@@ -80,6 +84,9 @@ func (NopObserver) Store(context.Context, StoreData) {}
 
 // Refresh does nothing.
 func (NopObserver) Refresh(context.Context, RefreshData) {}
+
+// Invalidation does nothing.
+func (NopObserver) Invalidation(context.Context, InvalidationData) {}
 
 // HitData describes a hit.
 type HitData struct {
@@ -235,4 +242,18 @@ func (s RefreshSkip) String() string {
 		return "replaced"
 	}
 	return "none"
+}
+
+// InvalidationData describes a broadcast that drops local copies (see
+// Config.Local).
+type InvalidationData struct {
+	Namespace string
+	// Received says another process sent it; otherwise this Group did.
+	Received bool
+	// Keys is how many keys it names; All says it drops every copy (a key
+	// too long for a message, or a malformed message received).
+	Keys int
+	All  bool
+	// Err is the Broadcaster's error, for one sent.
+	Err error
 }

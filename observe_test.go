@@ -12,6 +12,8 @@ import (
 
 	"github.com/pgflight/pgflight"
 	"github.com/pgflight/pgflight/memstore"
+	"github.com/pgflight/pgflight/pglock"
+	"github.com/pgflight/pgflight/redisstore"
 )
 
 // recorder is an Observer that records its events as lines, in order.
@@ -215,5 +217,39 @@ func TestObserverGoexit(t *testing.T) {
 	}
 	if g.Namespace() == "" {
 		t.Error("Namespace() is empty")
+	}
+}
+
+func (r *recorder) Invalidation(_ context.Context, d pgflight.InvalidationData) {
+	r.add("invalidation received=%t keys=%d all=%t err=%t", d.Received, d.Keys, d.All, d.Err != nil)
+}
+
+// Issue 11.1: invalidations sent and received reach the Observer.
+func TestObserverInvalidation(t *testing.T) {
+	ns := namespace(t)
+	got := make(chan string, 10)
+	sender, receiver := &recorder{}, &recorder{seen: func(e string) {
+		if strings.HasPrefix(e, "invalidation") {
+			got <- e
+		}
+	}}
+	cfg := func(obs pgflight.Observer) pgflight.Config {
+		l := pglock.New(newPool(t))
+		t.Cleanup(func() { l.Close() })
+		local := memstore.New()
+		t.Cleanup(func() { local.Close() })
+		return pgflight.Config{Namespace: ns, Cache: redisstore.New(newRedis(t)), Locker: l, Local: local, Observer: obs}
+	}
+	a := newGroup(t, cfg(sender))
+	b := newGroup(t, cfg(receiver))
+	eventually(t, "b's tier is live", func() bool { return b.Stats().LocalDrops > 0 })
+	if err := a.Delete(context.Background(), "k"); err != nil {
+		t.Fatal(err)
+	}
+	if e := <-got; e != "invalidation received=true keys=1 all=false err=false" {
+		t.Errorf("receiver: %q", e)
+	}
+	if l := sender.lines(); !strings.Contains(l, "invalidation received=false keys=1 all=false err=false") {
+		t.Errorf("sender events:\n%s\nwant an invalidation sent", l)
 	}
 }

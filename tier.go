@@ -180,19 +180,22 @@ func (g *Group) broadcast(ctx context.Context, cks []string) error {
 	head := make([]byte, 9, MaxBroadcast)
 	head[0] = msgKeys
 	binary.BigEndian.PutUint64(head[1:], g.self)
-	msg := head
+	msg, n := head, 0
 	send := func() error {
-		if len(msg) == len(head) {
+		if n == 0 {
 			return nil
 		}
 		err := g.bc.Broadcast(ctx, g.cfg.Namespace, msg)
-		msg = append(msg[:0:0], head...)
+		g.observeInvalidation(ctx, false, n, false, err)
+		msg, n = append(msg[:0:0], head...), 0
 		return err
 	}
 	for _, ck := range cks {
 		if binary.MaxVarintLen64+len(ck) > MaxBroadcast-len(head) {
 			all := append([]byte{msgAll}, head[1:]...)
-			return g.bc.Broadcast(ctx, g.cfg.Namespace, all)
+			err := g.bc.Broadcast(ctx, g.cfg.Namespace, all)
+			g.observeInvalidation(ctx, false, 0, true, err)
+			return err
 		}
 		if len(msg)+binary.MaxVarintLen64+len(ck) > MaxBroadcast {
 			if err := send(); err != nil {
@@ -201,8 +204,16 @@ func (g *Group) broadcast(ctx context.Context, cks []string) error {
 		}
 		msg = binary.AppendUvarint(msg, uint64(len(ck)))
 		msg = append(msg, ck...)
+		n++
 	}
 	return send()
+}
+
+// observeInvalidation tells the Observer of a broadcast sent or received.
+func (g *Group) observeInvalidation(ctx context.Context, received bool, keys int, all bool, err error) {
+	if g.obs != nil {
+		g.obs.Invalidation(ctx, InvalidationData{Namespace: g.cfg.Namespace, Received: received, Keys: keys, All: all, Err: err})
+	}
 }
 
 // received handles a broadcast of the namespace. It runs in the
@@ -213,15 +224,24 @@ func (g *Group) received(msg []byte) {
 		return
 	}
 	g.stats.invalidations.Add(1)
+	ctx := context.Background()
 	switch msg[0] {
 	case msgAll:
 		g.dropLocal()
+		g.observeInvalidation(ctx, true, 0, true, nil)
 	case msgKeys:
-		ctx := context.Background()
+		keys := 0 // -1: malformed, reported already
+		defer func() {
+			if keys >= 0 {
+				g.observeInvalidation(ctx, true, keys, false, nil)
+			}
+		}()
 		for b := msg[9:]; len(b) > 0; {
 			n, w := binary.Uvarint(b)
 			if w <= 0 || uint64(len(b)-w) < n {
 				g.dropLocal() // malformed: trust nothing
+				g.observeInvalidation(ctx, true, 0, true, nil)
+				keys = -1
 				return
 			}
 			ck := string(b[w : w+int(n)])
@@ -232,6 +252,7 @@ func (g *Group) received(msg []byte) {
 			key := t.key(ck)
 			t.epoch(key).Add(1)
 			t.cache.(Deleter).Delete(ctx, key)
+			keys++
 		}
 	}
 }
