@@ -82,9 +82,9 @@ func Get[T any](ctx context.Context, g *Group, key string) (v T, ok bool, err er
 	if err != nil {
 		return v, false, &DecodeError{Key: ck, Err: err}
 	}
-	if r.err != nil {
+	if r.err != nil || !r.usable() {
 		var zero T
-		return zero, false, nil
+		return zero, false, nil // a missing result, or kept only for FailSafe
 	}
 	return v, true, nil
 }

@@ -201,6 +201,9 @@ func TestFailSafe(t *testing.T) {
 
 	at := func(d time.Duration) { pgflight.SetClock(g, func() time.Time { return time.Now().Add(d) }) }
 	at(2 * time.Minute) // past its fresh time
+	if _, ok, _ := pgflight.Get[int](ctx, g, "k"); ok {
+		t.Error("Get found a value kept only for fail-safe, past its window")
+	}
 	if v, err := pgflight.Fetch(ctx, g, "k", failing); err != nil || v != 1 {
 		t.Fatalf("Fetch with a failing fn = %d, %v; want the kept 1", v, err)
 	}
