@@ -51,7 +51,7 @@ const (
 		"100 for update skip locked"
 	claimLimit = 100
 	doneSQL    = "delete from " + outboxTable + " where id = any($1::int8[])"
-	// outboxSweep is how often a handler looks for rows without being
+	// outboxSweep is how often, by default, a handler looks for rows without being
 	// told: rows whose handler failed, rows a crashed process had
 	// claimed, rows committed while no handler listened.
 	outboxSweep = 5 * time.Second
@@ -227,7 +227,7 @@ func (h *outboxHandler) wake() {
 // run makes the passes until ctx ends.
 func (h *outboxHandler) run(ctx context.Context) {
 	defer close(h.done)
-	sweep := time.NewTicker(outboxSweep)
+	sweep := time.NewTicker(h.l.sweep)
 	defer sweep.Stop()
 	for {
 		select {

@@ -223,13 +223,13 @@ func TestInvalidateRetriesFailedHandle(t *testing.T) {
 		}
 		return nil
 	}
-	handle(t, newSessionLocker(t), ns, h)
+	handle(t, newSessionLocker(t, pglock.WithOutboxSweep(time.Second)), ns, h)
 	inTx(t, db, false, func(tx pgx.Tx) error { return pglock.Invalidate(context.Background(), tx, ns, "k") })
 	h.next(t)
 	if n := outboxRows(t, db, ns); n != 1 {
 		t.Errorf("rows after a failed handle = %d, want 1", n)
 	}
-	if got := h.next(t); !slices.Equal(got, []string{"k"}) { // within the 5 s sweep
+	if got := h.next(t); !slices.Equal(got, []string{"k"}) { // at the next sweep, within 1 s
 		t.Errorf("retry delivered %q, want [k]", got)
 	}
 	waitFor(t, "the retried row deleted", func() bool { return outboxRows(t, db, ns) == 0 })

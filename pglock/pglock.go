@@ -57,7 +57,8 @@ type Locker struct {
 	// batch statements follow it too.
 	begin    string
 	busyWait time.Duration
-	tries    int // attempts at opening a transaction: the pool's size + 1
+	tries    int           // attempts at opening a transaction: the pool's size + 1
+	sweep    time.Duration // WithOutboxSweep
 }
 
 // An Option configures a [Locker] in [New].
@@ -70,6 +71,7 @@ type options struct {
 	txMode     bool
 	maxLocks   int
 	probeEvery time.Duration
+	sweep      time.Duration
 }
 
 // WithMaxLocks caps the locks the Locker's session holds, is trying, or
@@ -103,6 +105,18 @@ func WithMaxLocks(n int) Option {
 // Default: 5 milliseconds.
 func WithProbeInterval(d time.Duration) Option {
 	return func(o *options) { o.probeEvery = d }
+}
+
+// WithOutboxSweep sets how often each namespace's handler of transactional
+// invalidations ([Invalidate], [Locker.HandleInvalidations]) looks for
+// outbox rows without being woken: the fallback that delivers rows a
+// crashed handler left claimed, or whose handle failed. Each sweep is one
+// short transaction on a pool connection, sent whether or not the
+// application ever calls Invalidate. d <= 0 means the default.
+//
+// Default: 5 seconds.
+func WithOutboxSweep(d time.Duration) Option {
+	return func(o *options) { o.sweep = d }
 }
 
 // WithTransactionMode makes the Locker hold each lock in a transaction of
@@ -164,7 +178,11 @@ func New(pool *pgxpool.Pool, opts ...Option) *Locker {
 		o.busyWait = defaultBusyWait
 	}
 	begin := beginSQL(o.keepalive, pcfg.ConnConfig.RuntimeParams)
+	if o.sweep <= 0 {
+		o.sweep = outboxSweep
+	}
 	l := &Locker{
+		sweep:    o.sweep,
 		pool:     pool,
 		busyWait: max(o.busyWait, 0),
 		tries:    int(pcfg.MaxConns) + 1,
