@@ -217,10 +217,12 @@ func TestInvalidateRetriesFailedHandle(t *testing.T) {
 	ns := outboxNS(t)
 	h := newHandled()
 	var calls int
+	proceed := make(chan struct{})
 	h.fail = func([]string) error {
 		if calls++; calls == 1 {
 			return errors.New("cache down")
 		}
+		<-proceed // the row stays until the test has counted it
 		return nil
 	}
 	handle(t, newSessionLocker(t, pglock.WithOutboxSweep(time.Second)), ns, h)
@@ -229,6 +231,7 @@ func TestInvalidateRetriesFailedHandle(t *testing.T) {
 	if n := outboxRows(t, db, ns); n != 1 {
 		t.Errorf("rows after a failed handle = %d, want 1", n)
 	}
+	close(proceed)
 	if got := h.next(t); !slices.Equal(got, []string{"k"}) { // at the next sweep, within 1 s
 		t.Errorf("retry delivered %q, want [k]", got)
 	}
