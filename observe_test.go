@@ -191,12 +191,18 @@ func TestObserverStaleAndMany(t *testing.T) {
 		"hit bb stale=false negative=false",
 	)
 
-	r2 := &recorder{}
+	started := make(chan struct{})
+	r2 := &recorder{seen: func(e string) {
+		if strings.HasPrefix(e, "refresh a started=true") {
+			close(started)
+		}
+	}}
 	g2 := newGroup(t, pgflight.Config{Namespace: ns, Observer: r2, Cache: cache, TTL: time.Minute, StaleTTL: time.Hour})
 	pgflight.SetClock(g2, func() time.Time { return time.Now().Add(2 * time.Minute) })
 	if _, err := pgflight.Fetch(t.Context(), g2, "a", func(context.Context) (int, error) { return 9, nil }); err != nil {
 		t.Fatal(err)
 	}
+	<-started
 	g2.Close() // waits for the refresh
 	got := r2.lines()
 	if !strings.HasPrefix(got, "hit a stale=true negative=false\n") || !strings.Contains(got, "refresh a started=true skipped=none") {

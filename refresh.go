@@ -108,6 +108,12 @@ func (f *flight) refresh(ctx context.Context, seen entry, early bool) bool {
 			return true
 		}
 	}
+	if ctx.Err() != nil {
+		// Close (or RefreshTimeout) came while the refresh took the lock
+		// or re-read the entry, whose read then failed: starting fn now
+		// would compute for no one.
+		return false
+	}
 	g.stats.refreshesStarted.Add(1)
 	g.observeRefresh(ctx, f.key, early, SkipNone)
 	if _, err := f.computeAndStore(ctx); err != nil && ctx.Err() == nil {
