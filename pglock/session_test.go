@@ -40,7 +40,9 @@ type result struct {
 }
 
 func TestSessionExcludesAcrossLockers(t *testing.T) {
-	a, b := newSessionLocker(t), newSessionLocker(t)
+	// b's probe waits an hour, so only the release's notification can wake
+	// its follower (a probe every 5 ms could beat it on a loaded machine).
+	a, b := newSessionLocker(t), newSessionLocker(t, pglock.WithProbeInterval(time.Hour))
 	id := randomID()
 	unlock := mustLock(t, a, id)
 
