@@ -82,11 +82,35 @@
 // others' computations holding no lock, so overlapping batches in
 // different processes never deadlock.
 //
+// # Invalidation
+//
+// [Group.Delete] is ordered after any computation of the key in flight in
+// any process: it takes the key's lock before it deletes, so no value
+// computed from data read before it is served afterwards. [Set] and
+// [Expire] go the same way. pglock's Invalidate records an invalidation in
+// the application's own transaction: it takes effect at COMMIT, and never
+// on ROLLBACK.
+//
+// A local tier (Config.Local) keeps fresh copies in process, so a hit
+// costs no round trip; every stored value and every Delete is broadcast
+// through the Locker (a [Broadcaster]: pglock's lock session), and every
+// process drops its copy. A gap in the broadcasts drops the whole tier.
+//
+// # Everyday calls
+//
+// [Set] stores a known value, [Get] reads without computing, [Expire]
+// marks a value stale so that it is served while one process refreshes it,
+// and fn may choose its value's TTL with [SetTTL]. Config.FailSafe serves
+// the last value when fn fails. An [Observer] (Config.Observer) sees every
+// hit, flight, lock wait, computation, store, refresh and invalidation.
+//
 // # Backends
 //
 // The package imports only the standard library. Backends live in their
 // own packages: pglock (PostgreSQL advisory locks, on pgx v5), redisstore
-// (Redis, on go-redis v9) and memstore (in-process). With a zero Config a
-// Group uses an in-process cache and locker, which coordinate one process
-// only.
+// (Redis single node, Sentinel and Cluster, on go-redis v9),
+// memcachedstore (memcached), pgstore (a PostgreSQL table) and memstore
+// (in-process). Metrics and traces: the modules extra/pgflightprom and
+// extra/pgflightotel. With a zero Config a Group uses an in-process cache
+// and locker, which coordinate one process only.
 package pgflight
