@@ -508,6 +508,7 @@ func (s *session) loop() {
 				t.Stop()
 				continue
 			}
+			forRequests := len(s.pending) > 0
 			s.mu.Unlock()
 			conn, err := s.connect()
 			s.mu.Lock()
@@ -516,12 +517,15 @@ func (s *session) loop() {
 				s.backoff = min(maxBackoff, max(minBackoff, 2*s.backoff))
 				next := time.Now().Add(s.backoff/2 + rand.N(s.backoff/2+1))
 				s.subRetryAt = next
-				if len(s.pending) > 0 {
-					// Requests fail fast until then; a reconnection for
-					// subscribers alone does not make them (a server back
-					// from a restart serves the next request at once).
-					s.retryAt = next
+				if !forRequests {
+					// An attempt for subscribers alone fails no request,
+					// nor makes requests fail fast: requests that came
+					// during it get an attempt of their own at once (a
+					// server back from a restart serves them).
+					s.mu.Unlock()
+					continue
 				}
+				s.retryAt = next // requests fail fast until then
 				s.failPending(fmt.Errorf("pglock: lock session: %w", err))
 				s.wakeAll()
 				if len(s.subs) > 0 {
