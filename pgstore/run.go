@@ -4,11 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/pgflight/pgflight/internal/ctxerr"
 )
 
 // binary asks for every parameter and every result column in PostgreSQL's
@@ -112,25 +113,7 @@ func isPoolerError(err error) bool {
 	return errors.As(err, &pgErr) && (pgErr.Code == "26000" || pgErr.Code == "42P05")
 }
 
-// wrap names op in err, and adds ctx's error if ctx has ended and err does
-// not already say so: pgconn may report a deadline that cut a statement
-// short as a closed connection or a cancelled statement, which errors.Is
-// would not match with context.DeadlineExceeded.
+// wrap names op in err, and ctx's error if ctx ended (see internal/ctxerr).
 func (s *Store) wrap(ctx context.Context, op string, err error) error {
-	if cerr := ctxErr(ctx); cerr != nil && !errors.Is(err, cerr) {
-		return fmt.Errorf("pgstore: %s: %w: %w", op, cerr, err)
-	}
-	return fmt.Errorf("pgstore: %s: %w", op, err)
-}
-
-// ctxErr is ctx.Err(), or context.DeadlineExceeded once ctx's deadline has
-// passed but its timer has not fired yet.
-func ctxErr(ctx context.Context) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
-		return context.DeadlineExceeded
-	}
-	return nil
+	return ctxerr.Wrap(ctx, "pgstore", op, err)
 }

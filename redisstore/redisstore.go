@@ -4,11 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"math"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/pgflight/pgflight/internal/ctxerr"
 )
 
 // A Store is a cache of byte values in Redis. It is safe for concurrent use
@@ -104,27 +105,9 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 	return nil
 }
 
-// wrap names op in err, and adds ctx's error if ctx has ended: go-redis
-// reports a deadline that cut a command short as a bare "i/o timeout", which
-// errors.Is would not match with context.DeadlineExceeded.
+// wrap names op in err, and ctx's error if ctx ended (see internal/ctxerr).
 func wrap(ctx context.Context, op string, err error) error {
-	if cerr := ctxErr(ctx); cerr != nil && !errors.Is(err, cerr) {
-		return fmt.Errorf("redisstore: %s: %w: %w", op, cerr, err)
-	}
-	return fmt.Errorf("redisstore: %s: %w", op, err)
-}
-
-// ctxErr is ctx.Err(), or context.DeadlineExceeded once ctx's deadline has
-// passed: the socket deadline go-redis sets from it may fire before the
-// timer that makes ctx.Err() report it.
-func ctxErr(ctx context.Context) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
-		return context.DeadlineExceeded
-	}
-	return nil
+	return ctxerr.Wrap(ctx, "redisstore", op, err)
 }
 
 // key returns the Redis key for key. Without a prefix, it is key itself, and
