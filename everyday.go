@@ -3,6 +3,7 @@ package pgflight
 import (
 	"context"
 	"fmt"
+	"time"
 )
 
 // Set stores v under key, as if a Fetch had computed it: encoded by T,
@@ -22,26 +23,30 @@ func Set[T any](ctx context.Context, g *Group, key string, v T, opts ...Option) 
 	if o.err != nil {
 		return fmt.Errorf("pgflight: set %s: %w", quoteKey(key), o.err)
 	}
-	return g.ordered(ctx, "set", key, false, func(ck string) error {
-		e, err := g.encode(ck, v, typed[T]{})
-		if err != nil {
-			return err
-		}
+	if err := checkKey(key); err != nil {
+		return err
+	}
+	// Encoded before the lock is taken: a value that cannot be stored
+	// costs no round trip.
+	e, err := g.encode(cacheKey(g.cfg.Namespace, key), v, typed[T]{})
+	if err != nil {
+		return fmt.Errorf("pgflight: set %s: %w", quoteKey(key), err)
+	}
+	var buf []byte
+	var fresh time.Duration
+	err = g.ordered(ctx, "set", key, false, func(ck string) (bool, error) {
 		now := g.now()
-		buf, ttl, fresh := g.seal(e.payload, e.flags, now, now, o)
-		if err := g.cache.Set(ctx, ck, buf, ttl); err != nil {
-			return err
-		}
-		if err := g.changed(ctx, ck); err != nil {
-			return err
-		}
-		if g.tier != nil {
-			if ttl := min(g.tier.ttl, fresh); ttl > 0 {
-				g.tier.cache.Set(ctx, key, buf, ttl)
-			}
-		}
-		return nil
+		var ttl time.Duration
+		buf, ttl, fresh = g.seal(e.payload, e.flags, now, now, o)
+		return true, g.cache.Set(ctx, ck, buf, ttl)
 	})
+	if err == nil && g.tier != nil {
+		// After the broadcast dropped every copy, this process's included.
+		if ttl := min(g.tier.ttl, fresh); ttl > 0 {
+			g.tier.cache.Set(ctx, key, buf, ttl)
+		}
+	}
+	return err
 }
 
 // Get returns the value cached under key without ever computing it: ok is
@@ -103,27 +108,20 @@ func Expire(ctx context.Context, g *Group, key string, opts ...Option) error {
 	}
 	// The lock is released before Expire returns: a refresh that found it
 	// still held would take it for another process's and skip.
-	return g.ordered(ctx, "expire", key, true, func(ck string) error {
+	return g.ordered(ctx, "expire", key, true, func(ck string) (bool, error) {
 		b, found, err := g.cache.Get(ctx, ck)
 		if err != nil || !found {
-			return err
+			return false, err
 		}
 		e, err := parseEntry(b)
 		if err != nil || o.stale <= 0 || e.flags&flagMissing != 0 {
 			d, ok := g.cache.(Deleter)
 			if !ok {
-				return fmt.Errorf("%T cannot delete the entry, which cannot be kept stale", g.cache)
+				return false, fmt.Errorf("%T cannot delete the entry, which cannot be kept stale", g.cache)
 			}
-			if err := d.Delete(ctx, ck); err != nil {
-				return err
-			}
-			return g.changed(ctx, ck)
+			return true, d.Delete(ctx, ck)
 		}
-		now := g.now().UnixNano()
-		e.freshUntil = min(e.freshUntil, now)
-		if err := g.cache.Set(ctx, ck, appendEntry(make([]byte, 0, envHeaderSize+len(e.payload)), e), o.stale); err != nil {
-			return err
-		}
-		return g.changed(ctx, ck)
+		e.freshUntil = min(e.freshUntil, g.now().UnixNano())
+		return true, g.cache.Set(ctx, ck, appendEntry(make([]byte, 0, envHeaderSize+len(e.payload)), e), o.stale)
 	})
 }

@@ -36,15 +36,15 @@ import (
 //
 // ctx bounds the lock wait, the cache call and the broadcast.
 func (g *Group) Delete(ctx context.Context, key string) error {
-	return g.ordered(ctx, "delete", key, false, func(ck string) error {
-		d, ok := g.cache.(Deleter)
-		if !ok {
-			return fmt.Errorf("%T cannot delete: %w", g.cache, errors.ErrUnsupported)
-		}
-		if err := d.Delete(ctx, ck); err != nil {
+	d, ok := g.cache.(Deleter)
+	if !ok {
+		if err := checkKey(key); err != nil {
 			return err
 		}
-		return g.changed(ctx, ck)
+		return fmt.Errorf("pgflight: delete %s: %T cannot delete: %w", quoteKey(key), g.cache, errors.ErrUnsupported)
+	}
+	return g.ordered(ctx, "delete", key, false, func(ck string) (bool, error) {
+		return true, d.Delete(ctx, ck)
 	})
 }
 
@@ -64,9 +64,11 @@ func (g *Group) changed(ctx context.Context, ck string) error {
 // ordered runs op on key's cache key holding key's lock, so that op is
 // ordered after any computation of key in flight in any process (see
 // Delete, which documents the guarantee and the fail-open policy it
-// follows). The release goes in the background unless wait says
-// otherwise.
-func (g *Group) ordered(ctx context.Context, verb, key string, wait bool, op func(ck string) error) error {
+// follows). When op reports that it changed the entry, every local tier
+// is told (changed) once the lock is released: in the background unless
+// wait says otherwise, so that with pglock the release and the broadcast
+// usually share the lock session's round trip.
+func (g *Group) ordered(ctx context.Context, verb, key string, wait bool, op func(ck string) (changed bool, err error)) error {
 	if err := checkKey(key); err != nil {
 		return err
 	}
@@ -89,12 +91,20 @@ func (g *Group) ordered(ctx context.Context, verb, key string, wait bool, op fun
 			}
 			return err
 		}
-	} else if wait {
-		defer g.release(ctx, unlock, s)
-	} else {
-		defer g.releaseLater(unlock, s)
+		unlock = nil
 	}
-	if err := op(ck); err != nil {
+	changed, err := op(ck)
+	switch {
+	case unlock == nil:
+	case wait:
+		g.release(ctx, unlock, s)
+	default:
+		g.releaseLater(unlock, s)
+	}
+	if err == nil && changed {
+		err = g.changed(ctx, ck)
+	}
+	if err != nil {
 		return fmt.Errorf("pgflight: %s %s: %w", verb, quoteKey(key), err)
 	}
 	return nil
