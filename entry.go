@@ -63,13 +63,8 @@ func (g *Group) interpret(ck string, b []byte, o callOptions, ops valueOps) foun
 // examine parses the entry b and says how fresh it is; for a negative
 // entry r.err wraps ErrMissing. It leaves the payload to decode.
 func (g *Group) examine(b []byte, o callOptions) (r found, err error) {
-	if r.e, err = parseEntry(b); err != nil {
-		return found{}, err
-	}
-	r.state = fresh
-	if r.e.flags&flagMissing != 0 {
-		r.err = &missingError{msg: string(r.e.payload)}
-		return r, nil
+	if r, err = parseFound(b); err != nil || r.err != nil {
+		return r, err
 	}
 	now := g.now().UnixNano()
 	if o.stale > 0 && now >= r.e.freshUntil {
@@ -79,6 +74,20 @@ func (g *Group) examine(b []byte, o callOptions) (r found, err error) {
 		// The store keeps entries for the fail-safe age, so past the
 		// window is past it on our clock as well.
 		r.state = kept
+	}
+	return r, nil
+}
+
+// parseFound parses the entry b as fresh, without a clock: examine decides
+// its freshness, and the local tier needs none (see localHit). For a
+// negative entry r.err wraps ErrMissing.
+func parseFound(b []byte) (r found, err error) {
+	if r.e, err = parseEntry(b); err != nil {
+		return found{}, err
+	}
+	r.state = fresh
+	if r.e.flags&flagMissing != 0 {
+		r.err = &missingError{msg: string(r.e.payload)}
 	}
 	return r, nil
 }

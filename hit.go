@@ -42,13 +42,9 @@ func localHit[T any](ctx context.Context, g *Group, key string, o callOptions, f
 	// A copy is kept for at most its remaining fresh time, and the tier
 	// expires it by its own clock: a copy found is fresh, with no clock
 	// read here.
-	var r found
-	if r.e, err = parseEntry(b); err != nil {
+	r, err := parseFound(b)
+	if err != nil {
 		return v, nil, false
-	}
-	r.state = fresh
-	if r.e.flags&flagMissing != 0 {
-		r.err = &missingError{msg: string(r.e.payload)}
 	}
 	if r.err == nil {
 		var pe *PanicError
