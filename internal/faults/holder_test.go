@@ -45,24 +45,7 @@ func testHolderKilled(t *testing.T, cfg workerConfig, observerURL string, rounds
 		if err := holder.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
-		values := map[string]int{}
-		var firstValue time.Time
-		var probeWakes uint64 // the survivors' in this round
-		for _, ev := range awaitAll(t, survivors, key) {
-			probeWakes += ev.Lock.ProbeWakes - lastWakes[ev.PID]
-			lastWakes[ev.PID] = ev.Lock.ProbeWakes
-			for _, c := range ev.Calls {
-				if c.Err != "" {
-					t.Errorf("round %d: a survivor's caller got %s", r, c.Err)
-					continue
-				}
-				checkValue(t, key, c.Value)
-				values[c.Value]++
-				if firstValue.IsZero() || c.end().Before(firstValue) {
-					firstValue = c.end()
-				}
-			}
-		}
+		values, firstValue, probeWakes := survivorsRound(t, r, survivors, key, lastWakes) // probeWakes: the survivors' in this round
 		if len(values) != 1 {
 			t.Errorf("round %d: survivors returned %v, want one value", r, values)
 		}
@@ -81,4 +64,29 @@ func testHolderKilled(t *testing.T, cfg workerConfig, observerURL string, rounds
 	measured(t, t.Name()+": takeover after SIGKILL of the holder (kill → first survivor's value)", takeovers...)
 	stop(t, live)
 	noLocksLeft(t, obs)
+}
+
+// survivorsRound collects the survivors' calls of round r on key: the
+// values they returned (counted), when the first was returned, and how many
+// followers their probes woke this round (lastWakes carries each
+// process's count from round to round). A caller's error fails t.
+func survivorsRound(t *testing.T, r int, survivors []*worker, key string, lastWakes map[int]uint64) (values map[string]int, firstValue time.Time, probeWakes uint64) {
+	t.Helper()
+	values = map[string]int{}
+	for _, ev := range awaitAll(t, survivors, key) {
+		probeWakes += ev.Lock.ProbeWakes - lastWakes[ev.PID]
+		lastWakes[ev.PID] = ev.Lock.ProbeWakes
+		for _, c := range ev.Calls {
+			if c.Err != "" {
+				t.Errorf("round %d: a survivor's caller got %s", r, c.Err)
+				continue
+			}
+			checkValue(t, key, c.Value)
+			values[c.Value]++
+			if firstValue.IsZero() || c.end().Before(firstValue) {
+				firstValue = c.end()
+			}
+		}
+	}
+	return values, firstValue, probeWakes
 }

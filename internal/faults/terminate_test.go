@@ -52,24 +52,7 @@ func TestLockSessionTerminated(t *testing.T) {
 		}
 
 		// A survivor takes over, woken by its probe.
-		values := map[string]int{}
-		var firstValue time.Time
-		var probeWakes uint64
-		for _, ev := range awaitAll(t, survivors, key) {
-			probeWakes += ev.Lock.ProbeWakes - lastWakes[ev.PID]
-			lastWakes[ev.PID] = ev.Lock.ProbeWakes
-			for _, c := range ev.Calls {
-				if c.Err != "" {
-					t.Errorf("round %d: a survivor's caller got %s", r, c.Err)
-					continue
-				}
-				checkValue(t, key, c.Value)
-				values[c.Value]++
-				if firstValue.IsZero() || c.end().Before(firstValue) {
-					firstValue = c.end()
-				}
-			}
-		}
+		values, firstValue, probeWakes := survivorsRound(t, r, survivors, key, lastWakes)
 		takeovers = append(takeovers, firstValue.Sub(terminated))
 		if len(values) != 1 {
 			t.Errorf("round %d: survivors returned %v, want one value", r, values)
