@@ -48,12 +48,19 @@ func (c *clock) Set(t time.Time) {
 // refresh; further stale hits meanwhile start none.
 func TestStaleWhileRevalidate(t *testing.T) {
 	clk := newClock()
-	g := newGroup(t, pgflight.Config{Cache: memstore.New(), TTL: time.Hour, StaleTTL: time.Hour})
-	pgflight.SetClock(g, clk.Now)
+	cfg := pgflight.Config{Namespace: namespace(t), Cache: memstore.New(), TTL: time.Hour, StaleTTL: time.Hour}
 	ctx := context.Background()
-	if _, err := pgflight.Fetch(ctx, g, "k", func(context.Context) (string, error) { return "v1", nil }); err != nil {
+	// The entry is written by a Group of its own, closed before the test
+	// goes on: a flight releases its lock after its callers have their
+	// value, and a refresh that found the lock still held would skip.
+	seed := newGroup(t, cfg)
+	pgflight.SetClock(seed, clk.Now)
+	if _, err := pgflight.Fetch(ctx, seed, "k", func(context.Context) (string, error) { return "v1", nil }); err != nil {
 		t.Fatal(err)
 	}
+	seed.Close()
+	g := newGroup(t, cfg)
+	pgflight.SetClock(g, clk.Now)
 	clk.Add(61 * time.Minute) // stale, within the stale window
 	release := make(chan struct{})
 	var refreshes atomic.Int64
