@@ -286,6 +286,7 @@ type callOptions struct {
 	stale  time.Duration
 	beta   float64
 	force  bool
+	tags   []string // WithTags
 	err    error
 }
 

@@ -96,6 +96,14 @@
 // through the Locker (a [Broadcaster]: pglock's lock session), and every
 // process drops its copy. A gap in the broadcasts drops the whole tier.
 //
+// [WithTags] tags the entries a call stores; [Group.InvalidateTags] makes
+// every entry stored with a tag before it a miss in every process, and
+// [Group.Clear] every entry of the namespace, without deleting anything or
+// keeping an index of keys per tag: entries record their tags' versions,
+// which the Locker (a [TagSource]: pglock) keeps in PostgreSQL and every
+// process holds in memory. pglock's InvalidateTags and Clear do the same in
+// the application's transaction.
+//
 // # Everyday calls
 //
 // [Set] stores a known value, [Get] reads without computing, [Expire]

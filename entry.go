@@ -44,12 +44,12 @@ func (g *Group) read(ctx context.Context, ck string, o callOptions, ops valueOps
 	if !ok {
 		return found{}
 	}
-	return g.interpret(ck, b, o, ops)
+	return g.interpret(ctx, ck, b, o, ops)
 }
 
 // interpret decodes the entry b read under ck.
-func (g *Group) interpret(ck string, b []byte, o callOptions, ops valueOps) found {
-	r, err := g.examine(b, o)
+func (g *Group) interpret(ctx context.Context, ck string, b []byte, o callOptions, ops valueOps) found {
+	r, err := g.examine(ctx, b, o)
 	if err == nil && r.state != absent && r.err == nil {
 		r.v, err = ops.decode(g.cfg.Codec, r.e)
 	}
@@ -61,10 +61,18 @@ func (g *Group) interpret(ck string, b []byte, o callOptions, ops valueOps) foun
 }
 
 // examine parses the entry b and says how fresh it is; for a negative
-// entry r.err wraps ErrMissing. It leaves the payload to decode.
-func (g *Group) examine(b []byte, o callOptions) (r found, err error) {
-	if r, err = parseFound(b); err != nil || r.err != nil {
+// entry r.err wraps ErrMissing. It leaves the payload to decode. An entry
+// whose tags (or the namespace) were invalidated after its computation
+// began is absent.
+func (g *Group) examine(ctx context.Context, b []byte, o callOptions) (r found, err error) {
+	if r, err = parseFound(b); err != nil {
 		return r, err
+	}
+	if !g.tags.current(ctx, r.e) {
+		return found{}, nil
+	}
+	if r.err != nil {
+		return r, nil
 	}
 	now := g.now().UnixNano()
 	if o.stale > 0 && now >= r.e.freshUntil {
@@ -149,10 +157,11 @@ func (g *Group) getMany(ctx context.Context, cks []string) [][]byte {
 	return vals
 }
 
-// seal wraps payload, computed between start and end, in its envelope, and
-// returns it with the TTL for the store (the fresh time, jittered, plus the
-// stale window, or MissingTTL for a negative entry) and the fresh time.
-func (g *Group) seal(payload []byte, flags byte, start, end time.Time, o callOptions) (buf []byte, storeTTL, fresh time.Duration) {
+// seal wraps payload, computed between start and end, in its envelope with
+// the tag section tags, and returns it with the TTL for the store (the
+// fresh time, jittered, plus the stale window, or MissingTTL for a negative
+// entry) and the fresh time.
+func (g *Group) seal(payload []byte, flags byte, tags tagSection, start, end time.Time, o callOptions) (buf []byte, storeTTL, fresh time.Duration) {
 	fresh = g.jitter(o.ttl)
 	if flags&flagMissing != 0 {
 		fresh, storeTTL = g.cfg.MissingTTL, g.cfg.MissingTTL
@@ -164,9 +173,10 @@ func (g *Group) seal(payload []byte, flags byte, start, end time.Time, o callOpt
 		computedAt: end.UnixNano(),
 		freshUntil: end.Add(fresh).UnixNano(),
 		took:       max(end.Sub(start), 0),
+		tags:       tags,
 		payload:    payload,
 	}
-	return appendEntry(make([]byte, 0, envHeaderSize+len(payload)), e), storeTTL, fresh
+	return appendEntry(make([]byte, 0, entrySize(e)), e), storeTTL, fresh
 }
 
 // jitter spreads ttl by ±Config.TTLJitter.

@@ -2,6 +2,7 @@ package pgflight
 
 import (
 	"bytes"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +19,39 @@ func TestEntryRoundTrip(t *testing.T) {
 	}
 }
 
+// The version 2 envelope, byte for byte: a format change must be
+// deliberate (and readers of version 1 refuse it, so they recompute).
+func TestTaggedEntryGolden(t *testing.T) {
+	e := entry{
+		computedAt: 1, freshUntil: 2, took: 3,
+		tags:    appendTagSection(nil, 5, []string{"user:1", "t"}, []uint64{300, 0}),
+		payload: []byte(`"v"`),
+	}
+	const want = "f1 02 00 0000000000000001 0000000000000002 0000000000000003" +
+		" 0e 05 02 06757365723a31 ac02 0174 00 227622"
+	got := fmt.Sprintf("% x", appendEntry(nil, e))
+	if strings.ReplaceAll(got, " ", "") != strings.ReplaceAll(want, " ", "") {
+		t.Fatalf("envelope = %s, want %s", got, want)
+	}
+	back, err := parseEntry(appendEntry(nil, e))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tags []string
+	var versions []uint64
+	back.tags.each(func(tag []byte, v uint64) bool {
+		tags = append(tags, string(tag))
+		versions = append(versions, v)
+		return true
+	})
+	if back.tags.clear() != 5 || fmt.Sprint(tags, versions) != "[user:1 t] [300 0]" || string(back.payload) != `"v"` {
+		t.Errorf("parsed clear %d, tags %v %v, payload %q", back.tags.clear(), tags, versions, back.payload)
+	}
+	if appendTagSection(nil, 0, nil, nil) != nil {
+		t.Error("no tags and Clear version 0 must be a version 1 entry")
+	}
+}
+
 func TestParseEntryRejects(t *testing.T) {
 	good := appendEntry(nil, entry{computedAt: 5, freshUntil: 10})
 	cases := []struct {
@@ -27,9 +61,15 @@ func TestParseEntryRejects(t *testing.T) {
 		{"empty", nil},
 		{"short", good[:envHeaderSize-1]},
 		{"foreign", []byte(`{"json":true}`)},
-		{"version 2", append([]byte{envMagic, 2}, good[2:]...)},
+		{"version 3", append([]byte{envMagic, 3}, good[2:]...)},
+		{"version 2 without its tag section", append([]byte{envMagic, 2}, good[2:]...)},
 		{"fresh before computed", appendEntry(nil, entry{computedAt: 10, freshUntil: 5})},
 		{"negative duration", appendEntry(nil, entry{computedAt: 1, freshUntil: 2, took: -1})},
+		{"empty tag section", append(append([]byte{envMagic, 2}, good[2:]...), 2, 0, 0)},
+		{"tag section overruns", append(append([]byte{envMagic, 2}, good[2:]...), 9, 1, 1)},
+		{"tag overruns its section", append(append([]byte{envMagic, 2}, good[2:]...), 4, 0, 1, 5, 'x')},
+		{"non-minimal uvarint", append(append([]byte{envMagic, 2}, good[2:]...), 3, 0x81, 0x00, 0)},
+		{"bytes after the last tag", append(append([]byte{envMagic, 2}, good[2:]...), 4, 1, 0, 0, 0)},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -45,6 +85,7 @@ func TestParseEntryRejects(t *testing.T) {
 func FuzzParseEntry(f *testing.F) {
 	f.Add(appendEntry(nil, entry{computedAt: 1, freshUntil: 2, payload: []byte(`"x"`)}))
 	f.Add([]byte{envMagic, envVersion})
+	f.Add(appendEntry(nil, entry{computedAt: 1, freshUntil: 2, tags: appendTagSection(nil, 1, []string{"t"}, []uint64{2}), payload: []byte(`"x"`)}))
 	f.Add([]byte("garbage"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		e, err := parseEntry(b)

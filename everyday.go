@@ -34,10 +34,11 @@ func Set[T any](ctx context.Context, g *Group, key string, v T, opts ...Option) 
 	}
 	var buf []byte
 	var fresh time.Duration
+	tags := g.tags.section(ctx, o.tags)
 	err = g.ordered(ctx, "set", key, false, func(ck string) (bool, error) {
 		now := g.now()
 		var ttl time.Duration
-		buf, ttl, fresh = g.seal(e.payload, e.flags, now, now, o)
+		buf, ttl, fresh = g.seal(e.payload, e.flags, tags, now, now, o)
 		return true, g.cache.Set(ctx, ck, buf, ttl)
 	})
 	if err == nil && g.tier != nil {
@@ -80,7 +81,7 @@ func Get[T any](ctx context.Context, g *Group, key string) (v T, ok bool, err er
 	if !found {
 		return v, false, nil
 	}
-	r, err := g.examine(b, o)
+	r, err := g.examine(ctx, b, o)
 	if err == nil && r.err == nil {
 		v, err = decodeValue[T](g.cfg.Codec, r.e)
 	}
@@ -122,6 +123,6 @@ func Expire(ctx context.Context, g *Group, key string, opts ...Option) error {
 			return true, d.Delete(ctx, ck)
 		}
 		e.freshUntil = min(e.freshUntil, g.now().UnixNano())
-		return true, g.cache.Set(ctx, ck, appendEntry(make([]byte, 0, envHeaderSize+len(e.payload)), e), o.stale)
+		return true, g.cache.Set(ctx, ck, appendEntry(make([]byte, 0, entrySize(e)), e), o.stale)
 	})
 }

@@ -358,6 +358,7 @@ func (f *flight) computeAndStore(ctx context.Context) (any, error) {
 	g := f.g
 	var e encoded
 	fctx, ttl := withEntryTTL(ctx)
+	tags := g.tags.section(ctx, f.o.tags) // before fn reads anything
 	start := g.now()
 	err := g.compute(ctx, f.subject(), func() error {
 		v, err := f.ops.compute(fctx)
@@ -376,6 +377,6 @@ func (f *flight) computeAndStore(ctx context.Context) (any, error) {
 		}
 		e = missingEntry(err.Error())
 	}
-	g.store(ctx, f.subject(), []string{f.ck()}, []encoded{e}, start, end, ttl.apply(f.o))
+	g.store(ctx, f.subject(), []string{f.ck()}, []encoded{e}, tags, start, end, ttl.apply(f.o))
 	return e.v, err
 }

@@ -21,6 +21,7 @@ type Group struct {
 	log    rateLimitedLogger
 	obs    Observer    // nil: nothing is observed
 	tier   *tier       // the local tier; nil without Config.Local
+	tags   *tagState   // the versions of the namespace's tags
 	bc     Broadcaster // the Locker, if it can broadcast
 	self   uint64      // names this Group's broadcasts, which it skips
 	txStop func()      // stops handling transactional invalidations
@@ -81,10 +82,11 @@ func New(cfg Config) (*Group, error) {
 	if g.tier, err = newTier(g); err != nil {
 		return nil, fmt.Errorf("pgflight: Local: %w", err)
 	}
-	if g.txStop, err = g.handleTxInvalidations(); err != nil {
-		if g.tier != nil && g.tier.stop != nil {
-			g.tier.stop()
-		}
+	if g.tags, err = newTagState(g); err == nil {
+		g.txStop, err = g.handleTxInvalidations()
+	}
+	if err != nil {
+		g.stopWatching()
 		return nil, fmt.Errorf("pgflight: Locker: %w", err)
 	}
 	return g, nil
@@ -111,9 +113,7 @@ func (g *Group) Shutdown(ctx context.Context) error {
 	if !g.closed {
 		g.closed = true
 		g.cancelAll()
-		if g.tier != nil && g.tier.stop != nil {
-			g.tier.stop()
-		}
+		g.stopWatching()
 		for _, f := range g.flights {
 			if f.cancel != nil {
 				f.cancel(ErrClosed)
@@ -132,6 +132,17 @@ func (g *Group) Shutdown(ctx context.Context) error {
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("pgflight: shutdown: %w", ctx.Err())
+	}
+}
+
+// stopWatching ends the Group's subscriptions: its local tier's and its
+// tags'.
+func (g *Group) stopWatching() {
+	if g.tier != nil && g.tier.stop != nil {
+		g.tier.stop()
+	}
+	if g.tags != nil && g.tags.stop != nil {
+		g.tags.stop()
 	}
 }
 

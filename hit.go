@@ -43,8 +43,8 @@ func localHit[T any](ctx context.Context, g *Group, key string, o callOptions, f
 	// expires it by its own clock: a copy found is fresh, with no clock
 	// read here.
 	r, err := parseFound(b)
-	if err != nil {
-		return v, nil, false
+	if err != nil || !g.tags.current(ctx, r.e) {
+		return v, nil, false // the shared read decides
 	}
 	if r.err == nil {
 		var pe *PanicError
@@ -65,7 +65,7 @@ func localHit[T any](ctx context.Context, g *Group, key string, o callOptions, f
 // serveHit serves the entry b, read from the shared Cache.
 func serveHit[T any](ctx context.Context, f *flight, b []byte) (v T, err error, r found, ok bool) {
 	g := f.g
-	r, err = g.examine(b, f.o)
+	r, err = g.examine(ctx, b, f.o)
 	if err == nil && !r.usable() {
 		return v, nil, r, false
 	}

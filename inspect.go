@@ -44,6 +44,13 @@ type EntryInfo struct {
 	// which Fetch returns as nil rather than as an empty slice.
 	Nil bool
 
+	// Tags are the entry's tags (WithTags), each with its version when the
+	// computation began; ClearVersion is the namespace's Clear version
+	// then. An entry whose tag or Clear has a newer version now is a miss
+	// for a Group (Inspect does not know the current versions).
+	Tags         map[string]uint64
+	ClearVersion uint64
+
 	// Size is the length of the stored entry in bytes, its header included.
 	Size int
 
@@ -100,5 +107,13 @@ func Inspect(ctx context.Context, c Cache, namespace, key string) (EntryInfo, er
 	info.Missing = e.flags&flagMissing != 0
 	info.Nil = e.flags&flagNil != 0
 	info.Value = e.payload
+	info.ClearVersion = e.tags.clear()
+	e.tags.each(func(tag []byte, v uint64) bool {
+		if info.Tags == nil {
+			info.Tags = make(map[string]uint64)
+		}
+		info.Tags[string(tag)] = v
+		return true
+	})
 	return info, nil
 }

@@ -21,6 +21,7 @@ const (
 	warnRefresh
 	warnBroadcast
 	warnFailSafe
+	warnTags
 	numWarnKinds
 )
 

@@ -238,6 +238,7 @@ func (b *batch[T]) compute(ctx context.Context, keys []string) error {
 	}
 	es := make([]encoded, len(keys))
 	fctx, ttl := withEntryTTL(ctx)
+	tags := g.tags.section(ctx, b.o.tags) // before fn reads anything
 	start := g.now()
 	err := g.compute(ctx, b.subject(keys), func() error {
 		vals, err := b.fn(fctx, keys)
@@ -265,7 +266,7 @@ func (b *batch[T]) compute(ctx context.Context, keys []string) error {
 			b.out[k], _ = es[i].v.(T)
 		}
 	}
-	g.store(ctx, b.subject(keys), cks, es, start, end, ttl.apply(b.o))
+	g.store(ctx, b.subject(keys), cks, es, tags, start, end, ttl.apply(b.o))
 	return nil
 }
 
@@ -292,7 +293,7 @@ func (b *batch[T]) lookup(ctx context.Context, keys []string, counter interface{
 			missing = append(missing, k)
 			continue
 		}
-		r := g.interpret(cks[i], raw[i], o, typed[T]{})
+		r := g.interpret(ctx, cks[i], raw[i], o, typed[T]{})
 		switch {
 		case !r.usable():
 			missing = append(missing, k)

@@ -304,7 +304,7 @@ func childMain() int {
 	if kind == "stale" {
 		cfg.TTL, cfg.StaleTTL = time.Hour, time.Hour
 	}
-	if kind == "txinvalidate" {
+	if kind == "txinvalidate" || kind == "tags" {
 		cfg.Local, cfg.LocalTTL = local, time.Hour // only invalidations drop copies
 	}
 	g, err := pgflight.New(cfg)
@@ -357,6 +357,60 @@ func childMain() int {
 			in.ReadString('\n')
 			return "old", nil
 		}))
+	case "tags":
+		// See TestMultiProcessTags. Mode commit: commit an invalidation of
+		// tag t, then die at once. Otherwise, each round: hold a local
+		// copy of key, tagged t, then Fetch until the parent's
+		// invalidation makes it return another value.
+		if os.Getenv("PGFLIGHT_CHILD_TX") == "commit" {
+			tx, err := pool.Begin(ctx)
+			if err == nil {
+				err = pglock.InvalidateTags(ctx, tx, ns, "t")
+			}
+			if err == nil {
+				err = tx.Commit(ctx)
+			}
+			if err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				return 2
+			}
+			syscall.Kill(pid, syscall.SIGKILL)
+			select {}
+		}
+		for g.Stats().LocalDrops == 0 {
+			time.Sleep(time.Millisecond) // until the tier is live
+		}
+		for round, line := 1, "go\n"; line == "go\n"; round, line = round+1, func() string { l, _ := in.ReadString('\n'); return l }() {
+			fetch := func() (string, error) {
+				return pgflight.Fetch(ctx, g, key, func(context.Context) (string, error) {
+					calls()
+					return fmt.Sprintf("round %d by %d", round, pid), nil
+				}, pgflight.WithTags("t"))
+			}
+			held, err := fetch()
+			if err == nil {
+				_, err = fetch() // from the local tier
+			}
+			if err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				return 2
+			}
+			_, copied, _ := local.Get(ctx, key)
+			say(fmt.Sprintf("holding %s %t", held, copied))
+			for {
+				v, err := fetch()
+				if err != nil {
+					fmt.Fprintln(os.Stderr, err)
+					return 2
+				}
+				if v != held {
+					record(v, nil)
+					say("saw " + v)
+					break
+				}
+				time.Sleep(time.Millisecond)
+			}
+		}
 	case "localtier":
 		// See TestMultiProcessLocalTier.
 		copyOf := func() bool { _, ok, _ := local.Get(ctx, key); return ok }

@@ -109,16 +109,17 @@ func missingEntry(msg string) encoded {
 	return encoded{payload: []byte(msg), flags: flagMissing}
 }
 
-// store seals the entries computed between start and end and writes them
-// under cks. It runs without the callers' cancellation: the values are good
+// store seals the entries computed between start and end, with the tag
+// section tags taken before the computation began, and writes them under
+// cks. It runs without the callers' cancellation: the values are good
 // even if they have all gone. A failed write is counted and logged; the
 // values are still returned.
-func (g *Group) store(ctx context.Context, s subject, cks []string, es []encoded, start, end time.Time, o callOptions) {
+func (g *Group) store(ctx context.Context, s subject, cks []string, es []encoded, tags tagSection, start, end time.Time, o callOptions) {
 	bufs := make([][]byte, len(es))
 	ttls := make([]time.Duration, len(es))
 	fresh := make([]time.Duration, len(es))
 	for i, e := range es {
-		bufs[i], ttls[i], fresh[i] = g.seal(e.payload, e.flags, start, end, o)
+		bufs[i], ttls[i], fresh[i] = g.seal(e.payload, e.flags, tags, start, end, o)
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
 	defer cancel()
@@ -271,7 +272,7 @@ func (f *flight) failSafe(ctx context.Context, err error) (any, bool) {
 	e.freshUntil = now.Add(min(g.cfg.FailSafeThrottle, left)).UnixNano()
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
 	defer cancel()
-	if serr := g.cache.Set(sctx, f.ck(), appendEntry(make([]byte, 0, envHeaderSize+len(e.payload)), e), left); serr != nil {
+	if serr := g.cache.Set(sctx, f.ck(), appendEntry(make([]byte, 0, entrySize(e)), e), left); serr != nil {
 		g.stats.cacheErrors.Add(1)
 		g.log.warn(warnCacheSet, "pgflight: cache write failed, value returned uncached", "key", logKey(f.ck()), "err", serr)
 	}

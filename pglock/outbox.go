@@ -122,12 +122,14 @@ func Invalidate(ctx context.Context, tx Execer, namespace string, keys ...string
 	return nil
 }
 
-// CreateOutbox creates the outbox table of [Invalidate] (outbox.sql) if it
-// is missing, through db. Invalidate creates it on demand; CreateOutbox is
-// for deployments whose application role may not run DDL: run it once,
-// at migration time, as a role that may. ctx bounds the statement.
+// CreateOutbox creates the tables of transactional invalidation, if they
+// are missing, through db: the outbox of [Invalidate] (outbox.sql) and the
+// tag versions of [InvalidateTags] and [Clear] (tags.sql). Those create
+// them on demand; CreateOutbox is for deployments whose application role
+// may not run DDL: run it once, at migration time, as a role that may. ctx
+// bounds the statement.
 func CreateOutbox(ctx context.Context, db Execer) error {
-	if _, err := db.Exec(ctx, ensureOutboxSQL, pgx.QueryExecModeSimpleProtocol); err != nil {
+	if _, err := db.Exec(ctx, ensureOutboxSQL+"; "+ensureTagsSQL, pgx.QueryExecModeSimpleProtocol); err != nil {
 		return fmt.Errorf("pglock: create outbox: %w", err)
 	}
 	return nil

@@ -59,6 +59,8 @@ type Locker struct {
 	busyWait time.Duration
 	tries    int           // attempts at opening a transaction: the pool's size + 1
 	sweep    time.Duration // WithOutboxSweep
+	// tagsReady says pgflight_tags exists: InvalidateTags need not check.
+	tagsReady atomic.Bool
 }
 
 // An Option configures a [Locker] in [New].

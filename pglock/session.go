@@ -104,6 +104,11 @@ type request struct {
 	retry  bool   // tried again once already after the connection died
 	owner  bool   // an internal unlock: no caller waits for it
 	notify string // a broadcast: the payload to send on broadcastChannel
+	// query is a read-only statement that never waits for a lock (the tag
+	// versions' SELECT), sent last in the round trip so that its failure
+	// costs nothing else; rows are its answer.
+	query string
+	rows  [][][]byte
 }
 
 // waiters are the followers of one id in this process. ch is closed to wake
@@ -656,10 +661,13 @@ func (s *session) send(conn *pgconn.PgConn, b batch) {
 	defer s.freeSlots(len(b.probes)) // taken by takeBatch
 	var unlocks, tries []int64
 	var notifies []string
+	var queries []*request
 	for _, r := range b.reqs {
 		switch {
 		case r.notify != "":
 			notifies = append(notifies, r.notify)
+		case r.query != "":
+			queries = append(queries, r)
 		case r.unlock:
 			unlocks = append(unlocks, r.ids...)
 		default:
@@ -688,7 +696,7 @@ func (s *session) send(conn *pgconn.PgConn, b batch) {
 	for _, payload := range notifies {
 		add("select pg_notify('" + broadcastChannel + "', '" + payload + "')")
 	}
-	commit := len(unlocks)+len(notifies) > 0 && (b.listen || b.unlisten || b.subscribe || len(b.probes) > 0 || len(tries) > 0)
+	commit := len(unlocks)+len(notifies) > 0 && (b.listen || b.unlisten || b.subscribe || len(b.probes) > 0 || len(tries) > 0 || len(queries) > 0)
 	if commit {
 		add("commit")
 	}
@@ -708,6 +716,12 @@ func (s *session) send(conn *pgconn.PgConn, b batch) {
 		add("commit")
 	}
 	calls(tryFn, tries, false)
+	// Last: a query that fails aborts only itself and the statements
+	// after it, and the tries before it are session locks, which an
+	// aborted transaction keeps.
+	for _, r := range queries {
+		add(r.query)
+	}
 
 	// A deadline on the socket bounds the round trip (a context would cost
 	// a goroutine per statement); on a timeout pgconn closes the
@@ -783,6 +797,19 @@ func (s *session) send(conn *pgconn.PgConn, b batch) {
 		next++ // commit
 	}
 	took, tried := read(tries, 1)
+	for _, r := range queries {
+		switch {
+		case next < len(results) && results[next].Err == nil:
+			r.rows = results[next].Rows
+		case next < len(results):
+			r.err = results[next].Err
+		case err != nil:
+			r.err = err
+		default:
+			r.err = errors.New("pglock: lock session: no result for a query")
+		}
+		next++
+	}
 	for _, id := range b.probes {
 		if free[id] && s.wake(id) {
 			s.stats.ProbeWakes++
@@ -794,6 +821,7 @@ func (s *session) send(conn *pgconn.PgConn, b batch) {
 	var cleanup []int64
 	for _, r := range b.reqs {
 		switch {
+		case r.query != "":
 		case r.notify != "":
 			if !notified {
 				r.err = fmt.Errorf("pglock: broadcast: %w", err)
@@ -908,6 +936,8 @@ func (s *session) lostLocked(conn *pgconn.PgConn, err error, reqs []*request) {
 	s.wakeAll()
 	for _, r := range reqs {
 		switch {
+		case r.query != "":
+			r.err = fmt.Errorf("pglock: %w: %w", ErrSessionLost, err)
 		case r.notify != "":
 			r.err = fmt.Errorf("pglock: broadcast: %w: %w", ErrSessionLost, err)
 		case r.unlock:

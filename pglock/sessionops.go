@@ -83,3 +83,24 @@ func (s *session) waitMany(ctx context.Context, ids []int64) error {
 	}
 	return nil
 }
+
+// query runs sql, a read-only statement that never waits for a lock, in
+// the session's next round trip, and returns its rows.
+func (s *session) query(ctx context.Context, sql string) ([][][]byte, error) {
+	r := &request{query: sql, done: make(chan struct{})}
+	s.mu.Lock()
+	err := s.enqueue(r)
+	s.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	select {
+	case <-r.done:
+		return r.rows, r.err
+	case <-ctx.Done():
+		s.mu.Lock()
+		r.gone = true
+		s.mu.Unlock()
+		return nil, ctx.Err()
+	}
+}

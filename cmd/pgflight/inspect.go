@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -185,7 +186,7 @@ func describe(info pgflight.EntryInfo, now time.Time, pttl time.Duration) []fiel
 	if info.Missing {
 		value = "fn's message " + value
 	}
-	return []field{
+	fields := []field{
 		{"cache key", info.Key},
 		{"found", "yes"},
 		{"kind", kind},
@@ -193,9 +194,32 @@ func describe(info pgflight.EntryInfo, now time.Time, pttl time.Duration) []fiel
 		{"fresh until", fresh},
 		{"stale until", stale},
 		{"compute time", info.ComputeTime.String()},
-		{"size", fmt.Sprintf("%d bytes of value, %d bytes stored", len(info.Value), info.Size)},
-		{"value", value},
 	}
+	if len(info.Tags) > 0 || info.ClearVersion > 0 {
+		fields = append(fields, field{"tags", showTags(info)})
+	}
+	return append(fields,
+		field{"size", fmt.Sprintf("%d bytes of value, %d bytes stored", len(info.Value), info.Size)},
+		field{"value", value},
+	)
+}
+
+// showTags lists an entry's tags with the versions it recorded, and the
+// Clear version if any.
+func showTags(info pgflight.EntryInfo) string {
+	tags := make([]string, 0, len(info.Tags))
+	for t := range info.Tags {
+		tags = append(tags, t)
+	}
+	slices.Sort(tags)
+	var parts []string
+	for _, t := range tags {
+		parts = append(parts, fmt.Sprintf("%s (version %d)", showValue([]byte(t)), info.Tags[t]))
+	}
+	if info.ClearVersion > 0 {
+		parts = append(parts, fmt.Sprintf("Clear version %d", info.ClearVersion))
+	}
+	return strings.Join(parts, ", ") + " when computed"
 }
 
 // writeUndecodable reports an entry that is not a pgflight envelope.
