@@ -1,8 +1,13 @@
 package main
 
 import (
+	"bytes"
+	"io"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/pgflight/pgflight"
 )
 
 // TestCheckAnalysis checks the analysis on a log written by hand: writes
@@ -70,5 +75,37 @@ func TestCheckReady(t *testing.T) {
 	}
 	if a.mark = 11; !a.ready(rd) {
 		t.Error("not ready at a watermark past its start")
+	}
+}
+
+// TestCheckerSection renders the report section from results made by hand
+// and checks its verdicts and its settings.
+func TestCheckerSection(t *testing.T) {
+	o, err := parseOptions([]string{"-checker", "-checker-duration", "2s", "-checker-bound", "50ms", "-checker-out", "x.md"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !o.check.enabled || o.check.duration != 2*time.Second || o.check.rows != 50 || o.check.readers != 4 || len(o.check.configs) != 2 {
+		t.Fatalf("checker options = %+v", o.check)
+	}
+	if o.command != "cd bench && go run . -checker -checker-duration 2s -checker-bound 50ms" {
+		t.Errorf("command = %q", o.command)
+	}
+	clean := checkReport{Reads: 1000, Lag: newHist(), Stale: newHist(), Latency: newHist(), Stats: &pgflight.Stats{}}
+	stale := clean
+	stale.Violations, stale.Lag, stale.MaxLag = 3, newHist(), int64(2*time.Millisecond)
+	stale.Lag.add(int64(2 * time.Millisecond))
+	r := &checkSection{o: o, configs: []string{"shared", "local"}, loadBefore: "0", loadAfter: "0",
+		results: []*checkResult{{Duration: 2 * time.Second, Sum: clean}, {Duration: 2 * time.Second, Sum: stale}}}
+	var b bytes.Buffer
+	r.write(&b)
+	out := b.String()
+	for _, want := range []string{"| Redis + pglock | 0 | 1,000 | 500 | 0 | 0.00% |", "3 of 1,000 reads (0.30%)", "superseded for > 50ms", "| **no** |", "| yes |"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("section lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "%!") {
+		t.Errorf("section has a formatting error:\n%s", out)
 	}
 }
