@@ -44,4 +44,20 @@
 // gives medians, and ratios computed between contenders of the same
 // repetition. -scenarios selects scenarios by name or group, for example
 // -scenarios coldstart.
+//
+// # Invalidation checker
+//
+//	cd bench && go run . -checker    # issue 10, item 5: 60 s in each configuration, about 2.5 minutes
+//
+// measures instead whether readers are served values older than a committed
+// write (checker.go): writers in the parent update rows of a table of the
+// run's own and call pglock.Invalidate in the same transaction, while 4
+// reader processes Fetch the rows through pgflight on Redis and pglock,
+// without and then with the local tier; every read is checked against the
+// writers' log, which the parent streams to the readers with watermarks.
+// It prints a Markdown section (or writes it to -checker-out) with the
+// strict violations, their lag distribution, the violations beyond
+// -checker-bound and the checks that hold whatever the timing; the
+// -checker-* flags set it up, and -checker-mode picks the invalidation
+// method (keys: pglock.Invalidate; tag modes are to come).
 package main

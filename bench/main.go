@@ -52,12 +52,13 @@ type options struct {
 	manyKeys              int
 	manyCompute           time.Duration
 	coldSmall, coldLarge  coldStart
-	cpuProfile            string   // directory for the workers' CPU profiles
-	pgPool                int      // MaxConns of the recipe's PostgreSQL pools (and pgflight's, unless pglockPool); 0: pgxpool's default
-	pglockPool            int      // MaxConns of pgflight's pools, which only pglock uses; 0: as pgPool
-	save, render          string   // write the results to, or render them from, a file
-	args                  []string // the command line
-	command               string   // the command line, for the report
+	cpuProfile            string       // directory for the workers' CPU profiles
+	pgPool                int          // MaxConns of the recipe's PostgreSQL pools (and pgflight's, unless pglockPool); 0: pgxpool's default
+	pglockPool            int          // MaxConns of pgflight's pools, which only pglock uses; 0: as pgPool
+	save, render          string       // write the results to, or render them from, a file
+	check                 checkOptions // -checker: run the invalidation checker instead (checker.go)
+	args                  []string     // the command line
+	command               string       // the command line, for the report
 }
 
 // Where the servers are when nothing says otherwise.
@@ -117,6 +118,18 @@ flags:
 	fs.IntVar(&o.pglockPool, "pglock-pool", 0, "connections of each process's PostgreSQL pool for pgflight, which only pglock uses (the cap of transaction mode is half of them); 0: as -pg-pool, pgxpool's default unless set, as a new user has it")
 	fs.StringVar(&o.save, "save", "", "also save the results to `file`, for -render")
 	fs.StringVar(&o.render, "render", "", "measure nothing: write the report and the chart from the results saved in `file`")
+	fs.BoolVar(&o.check.enabled, "checker", false, "run the invalidation checker (issue 10, item 5) instead of the scenarios, once in each -checker-configs, and write its report section to -checker-out")
+	fs.DurationVar(&o.check.duration, "checker-duration", 60*time.Second, "length of a checker run")
+	fs.IntVar(&o.check.rows, "checker-rows", 50, "rows the checker's writers update")
+	fs.IntVar(&o.check.readers, "checker-readers", 4, "reader processes of the checker")
+	fs.IntVar(&o.check.goroutines, "checker-goroutines", 4, "goroutines per checker reader")
+	fs.IntVar(&o.check.writers, "checker-writers", 2, "writer goroutines of the checker")
+	fs.DurationVar(&o.check.writePause, "checker-write-pause", 10*time.Millisecond, "pause of a checker writer after each COMMIT")
+	fs.DurationVar(&o.check.readPause, "checker-read-pause", time.Millisecond, "pause of a checker reader goroutine after each read")
+	fs.DurationVar(&o.check.bound, "checker-bound", 100*time.Millisecond, "the checker also counts the violations whose value had been superseded for longer than this")
+	fs.StringVar(&o.check.mode, "checker-mode", "keys", "the checker's invalidation method (keys: pglock.Invalidate)")
+	checkCfgs := fs.String("checker-configs", strings.Join(checkConfigs, ","), "comma-separated configurations of the checker: shared (Redis and pglock), local (the same with the local tier)")
+	fs.StringVar(&o.check.out, "checker-out", "", "the file the checker's report section goes to (default: stdout)")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of every worker into `dir` (for investigation; it slows the workers)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -155,6 +168,10 @@ flags:
 	if min(o.coldSmall.goroutines, o.coldSmall.keys, o.coldLarge.goroutines, o.coldLarge.keys) < 1 {
 		return nil, errors.New("-cold-small-goroutines, -cold-small-keys, -cold-large-goroutines and -cold-large-keys must be at least 1")
 	}
+	o.check.configs = splitList(*checkCfgs)
+	if err := o.check.check(); err != nil {
+		return nil, err
+	}
 	var err error
 	if o.scenarios, err = selectScenarios(splitList(*scen), scenarios(o)); err != nil {
 		return nil, err
@@ -171,6 +188,9 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	o, err := parseOptions(args, stderr)
 	if err != nil {
 		return err
+	}
+	if o.check.enabled {
+		return runCheckerMode(ctx, o, stderr)
 	}
 	if o.render != "" {
 		s, err := loadSuite(o.render, o)
@@ -202,7 +222,7 @@ func commandArgs(args []string) []string {
 	for i := 0; i < len(args); i++ {
 		name, _, hasValue := strings.Cut(strings.TrimLeft(args[i], "-"), "=")
 		switch name {
-		case "save", "render", "out", "svg":
+		case "save", "render", "out", "svg", "checker-out":
 			if !hasValue {
 				i++
 			}

@@ -19,6 +19,9 @@ import (
 // stdout, waits for a line on stdin (the barrier), runs its job and writes
 // its report on stdout as one JSON line.
 func runWorker(ctx context.Context, stdin io.Reader, stdout io.Writer) error {
+	if os.Getenv(checkEnv) != "" {
+		return runCheckReader(ctx, stdin, stdout) // a reader of the invalidation checker (checker.go)
+	}
 	j, err := jobFromEnv()
 	if err != nil {
 		return err
