@@ -287,6 +287,7 @@ type callOptions struct {
 	beta   float64
 	force  bool
 	tags   []string // WithTags
+	sync   bool     // WithConsistentRead
 	err    error
 }
 

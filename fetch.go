@@ -48,6 +48,11 @@ func Fetch[T any](ctx context.Context, g *Group, key string, fn func(context.Con
 	if o.err != nil {
 		return zero, fmt.Errorf("pgflight: fetch %s: %w", quoteKey(key), o.err)
 	}
+	if o.sync {
+		if err := g.sync(ctx, subject{key: key, ck: cacheKey(g.cfg.Namespace, key)}); err != nil {
+			return zero, err
+		}
+	}
 	return fetch(ctx, g, key, o, fn)
 }
 

@@ -40,6 +40,9 @@ type flight struct {
 type flightKey struct {
 	key   string // the cache key
 	force bool
+	// sync sets apart a consistent read's flight (WithConsistentRead): it
+	// joins no flight that began before its sync.
+	sync uint64
 }
 
 // newFlight returns the flight that produces key's value, cached under
@@ -83,7 +86,11 @@ func fetch[T any](ctx context.Context, g *Group, key string, o callOptions, fn f
 		}
 	}
 	ck := cacheKey(g.cfg.Namespace, key)
-	f, joined, err := g.join(flightKey{key: ck, force: o.force}, key, o, typed[T]{fn})
+	fk := flightKey{key: ck, force: o.force}
+	if o.sync {
+		fk.sync = g.syncs.Add(1)
+	}
+	f, joined, err := g.join(fk, key, o, typed[T]{fn})
 	switch {
 	case err != nil:
 		var zero T

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -22,6 +23,7 @@ type Group struct {
 	obs    Observer    // nil: nothing is observed
 	tier   *tier       // the local tier; nil without Config.Local
 	tags   *tagState   // the versions of the namespace's tags
+	syncs  atomic.Uint64 // numbers consistent reads' flights
 	bc     Broadcaster // the Locker, if it can broadcast
 	self   uint64      // names this Group's broadcasts, which it skips
 	txStop func()      // stops handling transactional invalidations

@@ -61,6 +61,11 @@ func FetchMany[T any](ctx context.Context, g *Group, keys []string, fn func(ctx 
 	if o.err != nil {
 		return nil, fmt.Errorf("pgflight: fetch many: %w", o.err)
 	}
+	if o.sync {
+		if err := g.sync(ctx, subject{n: len(uniq)}); err != nil {
+			return nil, err
+		}
+	}
 	// Close cancels the batch and waits for it, as for Fetch's flights.
 	g.mu.Lock()
 	if g.closed {

@@ -304,7 +304,7 @@ func childMain() int {
 	if kind == "stale" {
 		cfg.TTL, cfg.StaleTTL = time.Hour, time.Hour
 	}
-	if kind == "txinvalidate" || kind == "tags" {
+	if kind == "txinvalidate" || kind == "tags" || kind == "consistent" {
 		cfg.Local, cfg.LocalTTL = local, time.Hour // only invalidations drop copies
 	}
 	g, err := pgflight.New(cfg)
@@ -357,6 +357,23 @@ func childMain() int {
 			in.ReadString('\n')
 			return "old", nil
 		}))
+	case "consistent":
+		// See TestMultiProcessConsistentRead: one consistent read of key,
+		// tagged t, per line from the parent.
+		for g.Stats().LocalDrops == 0 {
+			time.Sleep(time.Millisecond) // until the tier is live
+		}
+		say("live")
+		for line, _ := in.ReadString('\n'); line == "read\n"; line, _ = in.ReadString('\n') {
+			v, err := pgflight.Fetch(ctx, g, key, func(context.Context) (string, error) {
+				return fmt.Sprintf("computation %d", calls()), nil
+			}, pgflight.WithTags("t"), pgflight.WithConsistentRead())
+			if err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				return 2
+			}
+			say("read " + v)
+		}
 	case "tags":
 		// See TestMultiProcessTags. Mode commit: commit an invalidation of
 		// tag t, then die at once. Otherwise, each round: hold a local

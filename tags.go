@@ -399,3 +399,57 @@ func (g *Group) Clear(ctx context.Context) error {
 	}
 	return nil
 }
+
+// A Syncer is a Locker that can wait until this process has received
+// every broadcast committed, by any process, before the call, and has
+// acted on it: pglock's Locker, with one round trip on its lock session.
+// WithConsistentRead uses it.
+type Syncer interface {
+	Locker
+	Sync(ctx context.Context) error
+}
+
+// WithConsistentRead makes a Fetch or FetchMany first wait until this
+// process has heard of every invalidation that reaches it by notification
+// and was committed before the call began: another process's
+// InvalidateTags and Clear (direct, or pglock.InvalidateTags and
+// pglock.Clear in a committed transaction), and the broadcasts of its
+// Delete, Set and Expire that drop local-tier copies. So no value that
+// those invalidated is served, whatever the notifications' delay: a read
+// that begins after such a COMMIT returned sees it.
+//
+// It costs one round trip on pglock's lock session per call (shared with
+// the lock operations and consistent reads pending then; no pool
+// connection), and the call joins no flight of this process that began
+// before it. With the in-process Locker, or pglock in transaction mode
+// (which learns tag versions on every read), it costs nothing. The keys of
+// pglock.Invalidate are not covered: a handler deletes them after the
+// notification, so tag the entries and use pglock.InvalidateTags where a
+// read must see a committed invalidation at once. If the round trip fails
+// the read goes on without it (logged), or with Config.FailClosed returns
+// an error wrapping ErrLockUnavailable.
+func WithConsistentRead() Option {
+	return func(o *callOptions) { o.sync = true }
+}
+
+// sync waits, for a consistent read of s, until the Locker has delivered
+// every broadcast committed before it (see WithConsistentRead).
+func (g *Group) sync(ctx context.Context, s subject) error {
+	sy, ok := g.locker.(Syncer)
+	if !ok {
+		return nil
+	}
+	err := sy.Sync(ctx)
+	if err == nil || errors.Is(err, errors.ErrUnsupported) {
+		return nil
+	}
+	if ctx.Err() != nil {
+		return fmt.Errorf("pgflight: %s: %w", s.op(), context.Cause(ctx))
+	}
+	if g.cfg.FailClosed {
+		return fmt.Errorf("pgflight: %s: consistent read: %w: %w", s.op(), ErrLockUnavailable, err)
+	}
+	k, v := s.attr()
+	g.log.warn(warnTags, "pgflight: consistent read could not sync with the lock session; reading without it", k, v, "err", err)
+	return nil
+}

@@ -103,3 +103,48 @@ func TestMultiProcessTags(t *testing.T) {
 		}
 	}
 }
+
+// WithConsistentRead: a read that begins after the COMMIT of a tag's
+// invalidation returned is never served the value it invalidated, even
+// from a local tier, with no wait for the notification. Each round the
+// worker reads twice (the second is a hit on its local tier), then the
+// parent commits an invalidation and at once asks for a third read, which
+// must compute.
+func TestMultiProcessConsistentRead(t *testing.T) {
+	ns, key := namespace(t), "k"
+	ctx := context.Background()
+	pool := newPool(t)
+	ws := startWorkers(t, 1, "consistent", ns, key, 1)
+	release(ws)
+	waitEach(t, ws, "live")
+	wk := ws[0]
+	read := func() string {
+		wk.stdin.WriteString("read\n")
+		return strings.TrimPrefix(waitEach(t, ws, "read ")[0], "read ")
+	}
+	stale := 0
+	for i := range 30 {
+		v := read()
+		if again := read(); again != v {
+			t.Fatalf("round %d: a read with nothing invalidated = %q, want the hit %q", i, again, v)
+		}
+		tx, err := pool.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := pglock.InvalidateTags(ctx, tx, ns, "t"); err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if read() == v {
+			stale++
+		}
+	}
+	if stale > 0 {
+		t.Errorf("%d of 30 reads begun after an invalidation's COMMIT were served the invalidated value", stale)
+	}
+	wk.stdin.WriteString("done\n")
+	results(t, ws)
+}

@@ -62,16 +62,31 @@ type invalidation interface {
 
 // invalidations are the methods the checker can run, by name
 // (-checker-mode).
-//
-// Tag invalidation is the next: "tags" would call
-// pglock.InvalidateTags(ctx, tx, ns, rowTag(row)) in invalidate (bumping
-// the tag's version in the transaction) and return
-// []pgflight.Option{pgflight.WithTags(rowTag(row))} from options, and
-// "tags+consistent" the same with the readers checking the tags' versions
-// on every hit; each is one more type below and one more entry here.
 var invalidations = map[string]invalidation{
 	"keys": keysInvalidation{},
+	"tags": tagsInvalidation{},
 }
+
+// tagsInvalidation is pglock.InvalidateTags of the row's tag: the tag's
+// version is incremented in the transaction, and at COMMIT a notification
+// makes every Group forget the version it held; its next read of the row
+// learns the new one, and the entry, which recorded the old, is a miss.
+type tagsInvalidation struct{}
+
+func (tagsInvalidation) invalidate(ctx context.Context, tx pgx.Tx, ns string, row int) error {
+	return pglock.InvalidateTags(ctx, tx, ns, rowTag(row))
+}
+
+func (tagsInvalidation) options(row int) []pgflight.Option {
+	return []pgflight.Option{pgflight.WithTags(rowTag(row))}
+}
+
+func (tagsInvalidation) describe() string {
+	return "`pglock.InvalidateTags(ctx, tx, ns, tag)` of the row's tag in the writer's transaction, every read `WithTags(tag)`: the tag's version is incremented at COMMIT, and a notification makes every Group forget the version it held, so its next read of the row learns the new one and the entry, which recorded the old, is a miss"
+}
+
+// rowTag returns the tag of row's entry.
+func rowTag(row int) string { return "row:" + strconv.Itoa(row) }
 
 // keysInvalidation is pglock.Invalidate of the row's key: at COMMIT a
 // notification wakes every Group of the namespace, whose handler deletes the

@@ -148,9 +148,51 @@ func (s *session) gapLater() {
 		subs = append(subs, list...)
 	}
 	s.stats.Gaps++
+	if s.gapping == 0 {
+		s.gapsDone = make(chan struct{})
+	}
+	s.gapping++
 	go func() {
 		for _, sn := range subs {
 			sn.gap()
 		}
+		s.mu.Lock()
+		if s.gapping--; s.gapping == 0 {
+			close(s.gapsDone)
+		}
+		s.mu.Unlock()
 	}()
+}
+
+// Sync returns once every broadcast committed before it was called (by
+// any process, through [Locker.Broadcast], [InvalidateTags] or [Clear])
+// has been handed to this Locker's subscribers, and every gap noticed by
+// then has been delivered: the pgflight Syncer contract, for
+// pgflight.WithConsistentRead. It costs one round trip on the lock
+// session, shared with the lock operations and other Syncs pending then.
+//
+// It rests on PostgreSQL sending a listening session the notifications
+// committed before a statement ends ahead of that statement's answer;
+// the server signals listeners as part of every COMMIT. In transaction
+// mode there is no session: Sync returns an error wrapping
+// errors.ErrUnsupported.
+func (l *Locker) Sync(ctx context.Context) error {
+	if l.s == nil {
+		return fmt.Errorf("pglock: sync: transaction mode has no lock session: %w", errors.ErrUnsupported)
+	}
+	s := l.s
+	if _, err := s.query(ctx, "select 1"); err != nil {
+		return fmt.Errorf("pglock: sync: %w", err)
+	}
+	s.mu.Lock()
+	pending, done := s.gapping > 0, s.gapsDone
+	s.mu.Unlock()
+	if pending {
+		select {
+		case <-done:
+		case <-ctx.Done():
+			return fmt.Errorf("pglock: sync: %w", ctx.Err())
+		}
+	}
+	return nil
 }

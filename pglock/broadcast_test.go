@@ -3,7 +3,9 @@ package pglock_test
 import (
 	"context"
 	"errors"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -113,5 +115,50 @@ func TestBroadcastRefuses(t *testing.T) {
 	}
 	if _, err := tx.Subscribe("ns", func([]byte) {}, func() {}); !errors.Is(err, errors.ErrUnsupported) {
 		t.Errorf("transaction mode Subscribe = %v, want ErrUnsupported", err)
+	}
+}
+
+// Sync returns only once every broadcast committed before it has reached
+// the subscribers: each round, another Locker broadcasts (Broadcast returns
+// once PostgreSQL has taken it), then Sync, and the message must be there
+// already. Also in transaction mode Sync says it cannot.
+func TestSyncDeliversCommittedBroadcasts(t *testing.T) {
+	ctx := context.Background()
+	l, sender := newSessionLocker(t), newSessionLocker(t)
+	var mu sync.Mutex
+	got := map[string]bool{}
+	live := make(chan struct{}, 10)
+	stop, err := l.Subscribe("sync-test", func(msg []byte) {
+		mu.Lock()
+		got[string(msg)] = true
+		mu.Unlock()
+	}, func() { live <- struct{}{} })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stop)
+	<-live
+	missed := 0
+	for i := range 300 {
+		msg := strconv.Itoa(i)
+		if err := sender.Broadcast(ctx, "sync-test", []byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+		mu.Lock()
+		if !got[msg] {
+			missed++
+		}
+		mu.Unlock()
+	}
+	if missed > 0 {
+		t.Errorf("%d of 300 broadcasts had not arrived when Sync returned", missed)
+	}
+	tx := pglock.New(newPool(t, 2, pgx.QueryExecModeSimpleProtocol), pglock.WithTransactionMode())
+	t.Cleanup(func() { tx.Close() })
+	if err := tx.Sync(ctx); !errors.Is(err, errors.ErrUnsupported) {
+		t.Errorf("Sync in transaction mode = %v, want ErrUnsupported", err)
 	}
 }

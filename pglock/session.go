@@ -154,7 +154,11 @@ type session struct {
 	// broadcastChannel (subscribed says it does).
 	subs       map[string][]*subscription
 	subscribed bool
-	stats      Stats
+	// gapping counts gap deliveries under way (gapLater); gapsDone is
+	// closed when the count falls back to 0, for Sync.
+	gapping  int
+	gapsDone chan struct{}
+	stats    Stats
 	done       chan struct{} // closed when the running loop returns
 }
 
