@@ -28,9 +28,22 @@ type contender interface {
 // variants). The last two, not run unless asked for, are diagnostics:
 // pgflight with its in-process locker, which tells the cost of the
 // PostgreSQL coordination apart from the rest of pgflight, and pgflight
-// with the takeover of follow2.go.
+// with the takeover of follow2.go. none-deadline and pgflight-deadline,
+// not run unless asked for either, are none and pgflight tuned as
+// redisstore's doc recommends: a client with ContextTimeoutEnabled, and a
+// deadline on every call (callTimeout), which lets redisstore wait for
+// go-redis in the caller's goroutine instead of one of its own.
 var contenders = []string{"none", "recipe", "singleflight", "sturdyc", "redsync", "pgflight",
-	"pgflight-tx", "pgflight-stale", "pgflight-xfetch", "pgflight-local", "pgflight-follow2"}
+	"pgflight-tx", "pgflight-stale", "pgflight-xfetch", "pgflight-local", "pgflight-follow2",
+	"none-deadline", "pgflight-deadline"}
+
+// callTimeout is the deadline of every call of none-deadline and
+// pgflight-deadline, as a service's timeout per request would set it.
+const callTimeout = time.Second
+
+// withDeadline reports whether contender name gives each call a deadline,
+// on a client with ContextTimeoutEnabled (deps.rdbCT).
+func withDeadline(name string) bool { return name == "none-deadline" || name == "pgflight-deadline" }
 
 // defaultContenders are the contenders that run unless -contenders says
 // otherwise.
@@ -42,7 +55,8 @@ var variants = map[string]string{"pgflight-tx": "pgflight", "pgflight-stale": "p
 
 // labels are the names the report gives the contenders whose own name
 // would not say what they are.
-var labels = map[string]string{"pgflight-tx": "pgflight (transaction mode)"}
+var labels = map[string]string{"pgflight-tx": "pgflight (transaction mode)",
+	"none-deadline": "none (deadline, ContextTimeoutEnabled)", "pgflight-deadline": "pgflight (deadline, ContextTimeoutEnabled)"}
 
 // label returns the report's name for contender name.
 func label(name string) string {
@@ -59,7 +73,7 @@ func usesPostgres(name string) bool {
 
 // usesPglock reports whether contender name is pgflight on pglock.
 func usesPglock(name string) bool {
-	return name == "pgflight" || name == "pgflight-follow2" || variants[name] == "pgflight"
+	return name == "pgflight" || name == "pgflight-follow2" || name == "pgflight-deadline" || variants[name] == "pgflight"
 }
 
 // deps are a worker's connections, shared by its goroutines. Every Redis
@@ -69,6 +83,7 @@ type deps struct {
 	ttl    time.Duration
 	stale  time.Duration // Config.StaleTTL of pgflight-stale and pgflight-xfetch
 	rdb    *redis.Client
+	rdbCT  *redis.Client // rdb's options with ContextTimeoutEnabled; nil unless a contender needs it (withDeadline)
 	pool   *pgxpool.Pool // nil unless the contender uses PostgreSQL
 	warn   *warnings     // receives pgflight's log
 }
@@ -90,6 +105,15 @@ func dial(ctx context.Context, j job) (*deps, error) {
 	if err := d.rdb.Ping(ctx).Err(); err != nil {
 		d.close()
 		return nil, fmt.Errorf("redis: %w", err)
+	}
+	if withDeadline(j.Contender) || slices.ContainsFunc(j.Pair, withDeadline) {
+		optCT := *opt
+		optCT.ContextTimeoutEnabled = true
+		d.rdbCT = redis.NewClient(&optCT)
+		if err := d.rdbCT.Ping(ctx).Err(); err != nil {
+			d.close()
+			return nil, fmt.Errorf("redis: %w", err)
+		}
 	}
 	if usesPostgres(j.Contender) || slices.ContainsFunc(j.Pair, usesPostgres) {
 		cfg, err := pgxpool.ParseConfig(j.DatabaseURL)
@@ -133,6 +157,9 @@ func (d *deps) close() {
 	if d.pool != nil {
 		d.pool.Close()
 	}
+	if d.rdbCT != nil {
+		d.rdbCT.Close()
+	}
 	d.rdb.Close()
 }
 
@@ -161,6 +188,19 @@ func newContender(name string, d *deps) (contender, error) {
 		return newPgflight(d, lockLocal, fresh)
 	case "pgflight-follow2":
 		return newPgflight(d, lockFollowTwice, fresh)
+	case "none-deadline":
+		dd := *d
+		dd.rdb = d.rdbCT
+		return &none{d: &dd, timeout: callTimeout}, nil
+	case "pgflight-deadline":
+		dd := *d
+		dd.rdb = d.rdbCT
+		c, err := newPgflight(&dd, lockPG, fresh)
+		if err != nil {
+			return nil, err
+		}
+		c.timeout = callTimeout
+		return c, nil
 	}
 	return nil, fmt.Errorf("unknown contender %q (want one of %v)", name, contenders)
 }

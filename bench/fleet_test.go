@@ -140,20 +140,28 @@ func TestColdStart(t *testing.T) {
 	}
 }
 
-// TestLoopPair runs none and pgflight taking turns in one fleet: each lane
-// has calls of its own and no errors.
+// TestLoopPair runs none and pgflight taking turns in one fleet, as they
+// are and tuned (a deadline on every call, a client with
+// ContextTimeoutEnabled): each lane has calls of its own and no errors.
 func TestLoopPair(t *testing.T) {
-	j := job{Work: workLoop, Pair: []string{"none", "pgflight"}, Slice: 50 * time.Millisecond, Goroutines: 2,
-		Compute: time.Millisecond, TTL: time.Minute, Duration: 300 * time.Millisecond, Keys: 20}
-	res := runFleet(t, j, 2, false)
-	for _, w := range res.reports {
-		if len(w.Lanes) != 2 {
-			t.Fatalf("worker %d: %d lanes, want 2", w.PID, len(w.Lanes))
-		}
-		for l, lr := range w.Lanes {
-			if lr.Calls == 0 || lr.Errors != 0 {
-				t.Errorf("worker %d, %s: calls, errors = %d, %d; want some, 0 (first error: %s)", w.PID, j.Pair[l], lr.Calls, lr.Errors, lr.FirstError)
+	for _, pair := range [][]string{{"none", "pgflight"}, {"none-deadline", "pgflight-deadline"}} {
+		t.Run(pair[0]+"+"+pair[1], func(t *testing.T) {
+			j := job{Work: workLoop, Pair: pair, Slice: 50 * time.Millisecond, Goroutines: 2,
+				Compute: time.Millisecond, TTL: time.Minute, Duration: 300 * time.Millisecond, Keys: 20}
+			res := runFleet(t, j, 2, false)
+			for _, w := range res.reports {
+				if len(w.Lanes) != 2 {
+					t.Fatalf("worker %d: %d lanes, want 2", w.PID, len(w.Lanes))
+				}
+				for l, lr := range w.Lanes {
+					if lr.Calls == 0 || lr.Errors != 0 {
+						t.Errorf("worker %d, %s: calls, errors = %d, %d; want some, 0 (first error: %s)", w.PID, j.Pair[l], lr.Calls, lr.Errors, lr.FirstError)
+					}
+				}
+				if st := w.Lanes[1].Stats; st == nil || st.Hits == 0 {
+					t.Errorf("worker %d, %s: Stats = %+v, want some hits", w.PID, j.Pair[1], st)
+				}
 			}
-		}
+		})
 	}
 }

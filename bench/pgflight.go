@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"math"
 	"reflect"
+	"time"
 
 	"github.com/pgflight/pgflight"
 	"github.com/pgflight/pgflight/pglock"
@@ -18,8 +19,9 @@ import (
 // pgflight setting at its default, unless the locker or the staleness says
 // otherwise.
 type pgflightC struct {
-	g *pgflight.Group
-	l *pglock.Locker
+	g       *pgflight.Group
+	l       *pglock.Locker
+	timeout time.Duration // if > 0, every call's deadline (pgflight-deadline)
 }
 
 // The lockers pgflight can run with.
@@ -92,6 +94,11 @@ func (c *pgflightC) warmUp(ctx context.Context, index int) error {
 }
 
 func (c *pgflightC) get(ctx context.Context, key string, fn computeFunc) (string, error) {
+	if c.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.timeout)
+		defer cancel()
+	}
 	return pgflight.Fetch(ctx, c.g, key, fn)
 }
 

@@ -60,7 +60,8 @@ func scenarios(o *options) []*scenario {
 		{name: "hits", procs: o.procs, job: func(o *options) job {
 			return job{Work: workLoop, Goroutines: o.loopGoroutines, TTL: 10 * time.Minute,
 				Duration: o.hitsDuration, Keys: o.zipfKeys, Warm: true}
-		}, measure: measureLoop, pairs: [][2]string{{"none", "pgflight"}, {"none", "none"}}},
+		}, measure: measureLoop, pairs: [][2]string{{"none", "pgflight"}, {"none", "none"},
+			{"none-deadline", "pgflight-deadline"}}},
 		{name: "coldstart-small", title: o.coldSmall.title(), group: "coldstart", procs: o.procs,
 			contenders: coldSmallContenders, job: func(o *options) job { return o.coldSmall.job() }, measure: measureColdStart},
 		{name: "coldstart-large", title: o.coldLarge.title(), group: "coldstart", procs: o.procs, runs: 3,

@@ -41,6 +41,20 @@ func (s *Store) inline(ctx context.Context) bool {
 	return ok
 }
 
+// Why a goroutine, and not a socket deadline set when ctx ends (tried for
+// issue 9 item 18, go-redis v9.23): without ContextTimeoutEnabled, go-redis
+// hands context.Background() to the code that sets the socket deadlines and
+// reads the reply (baseClient.context, pool.Conn.WithReader), so nothing
+// that sees the socket sees ctx. Its pool hooks, which do see the
+// connection, are internal; a DialHook sees a connection only when it is
+// dialled, not when a call takes it from the pool, and not at all for the
+// connections dialled before New; a ProcessHook sees ctx but not the
+// connection. So a call cannot tell which socket to interrupt. Reusing
+// goroutines from a pool instead of starting one per call, or waiting with
+// context.AfterFunc instead of a select, measured no cheaper: the cost is
+// the extra wake-ups of the scheduler (caller to goroutine and back), which
+// any hand-off pays.
+
 // detach calls fn(ctx) in a goroutine of its own and returns its results,
 // or ctx.Err() as soon as ctx ends (see internal/detach). fn then finishes
 // in the background with the same ended ctx, which stops go-redis from
