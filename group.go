@@ -20,13 +20,13 @@ type Group struct {
 	cache  Cache
 	locker Locker
 	log    rateLimitedLogger
-	obs    Observer    // nil: nothing is observed
-	tier   *tier       // the local tier; nil without Config.Local
-	tags   *tagState   // the versions of the namespace's tags
+	obs    Observer      // nil: nothing is observed
+	tier   *tier         // the local tier; nil without Config.Local
+	tags   *tagState     // the versions of the namespace's tags
 	syncs  atomic.Uint64 // numbers consistent reads' flights
-	bc     Broadcaster // the Locker, if it can broadcast
-	self   uint64      // names this Group's broadcasts, which it skips
-	txStop func()      // stops handling transactional invalidations
+	bc     Broadcaster   // the Locker, if it can broadcast
+	self   uint64        // names this Group's broadcasts, which it skips
+	txStop func()        // stops handling transactional invalidations
 	stats  counters
 	lockID func(namespace, key string) int64 // replaced by tests to force collisions
 	now    func() time.Time                  // replaced by tests to skew the clock

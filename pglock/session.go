@@ -159,7 +159,7 @@ type session struct {
 	gapping  int
 	gapsDone chan struct{}
 	stats    Stats
-	done       chan struct{} // closed when the running loop returns
+	done     chan struct{} // closed when the running loop returns
 }
 
 func newSession(cfg *pgconn.Config, setup string, probeEvery time.Duration, maxLocks int) *session {
