@@ -65,6 +65,20 @@ type invalidation interface {
 var invalidations = map[string]invalidation{
 	"keys": keysInvalidation{},
 	"tags": tagsInvalidation{},
+	// tags+consistent is tags with every read WithConsistentRead: a sync
+	// with the lock session before the read.
+	"tags+consistent": consistentInvalidation{},
+}
+
+// consistentInvalidation is tagsInvalidation with consistent reads.
+type consistentInvalidation struct{ tagsInvalidation }
+
+func (consistentInvalidation) options(row int) []pgflight.Option {
+	return []pgflight.Option{pgflight.WithTags(rowTag(row)), pgflight.WithConsistentRead()}
+}
+
+func (c consistentInvalidation) describe() string {
+	return c.tagsInvalidation.describe() + "; every read also `WithConsistentRead()`: before it reads, the reader's Group syncs with its lock session (one round trip, shared with the operations pending then), which returns only once every notification committed before it has been received"
 }
 
 // tagsInvalidation is pglock.InvalidateTags of the row's tag: the tag's

@@ -127,7 +127,7 @@ flags:
 	fs.DurationVar(&o.check.writePause, "checker-write-pause", 10*time.Millisecond, "pause of a checker writer after each COMMIT")
 	fs.DurationVar(&o.check.readPause, "checker-read-pause", time.Millisecond, "pause of a checker reader goroutine after each read")
 	fs.DurationVar(&o.check.bound, "checker-bound", 100*time.Millisecond, "the checker also counts the violations whose value had been superseded for longer than this")
-	fs.StringVar(&o.check.mode, "checker-mode", "keys", "the checker's invalidation method (keys: pglock.Invalidate; tags: pglock.InvalidateTags and WithTags)")
+	fs.StringVar(&o.check.mode, "checker-mode", "keys", "the checker's invalidation method (keys: pglock.Invalidate; tags: pglock.InvalidateTags and WithTags; tags+consistent: also WithConsistentRead)")
 	checkCfgs := fs.String("checker-configs", strings.Join(checkConfigs, ","), "comma-separated configurations of the checker: shared (Redis and pglock), local (the same with the local tier)")
 	fs.StringVar(&o.check.out, "checker-out", "", "the file the checker's report section goes to (default: stdout)")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of every worker into `dir` (for investigation; it slows the workers)")
