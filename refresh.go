@@ -78,7 +78,10 @@ func (g *Group) refreshLater(ctx context.Context, ck, key string, o callOptions,
 
 // refresh is a background refresh's work: the flight's fill, with a try
 // for the lock. It reports whether the entry was refreshed, by this process
-// or, as found under the lock, by another.
+// or, as found under the lock, by another, or is being refreshed by
+// another process: then the key's cooldown starts. A lock held by a flight
+// of this process does not count: that flight may fail, or store nothing
+// fresh, and the next stale hit must be free to try again.
 func (f *flight) refresh(ctx context.Context, seen entry, early bool) bool {
 	g := f.g
 	try := g.locker.Lock
@@ -96,9 +99,9 @@ func (f *flight) refresh(ctx context.Context, seen entry, early bool) bool {
 			return false
 		}
 	case unlock == nil:
-		g.stats.refreshesSkipped.Add(1) // another process is refreshing
+		g.stats.refreshesSkipped.Add(1) // another flight is computing
 		g.observeRefresh(ctx, f.key, early, SkipLocked)
-		return true
+		return !g.inFlight(f.ck())
 	default:
 		f.unlock = unlock
 		defer f.release(ctx)
@@ -154,4 +157,14 @@ func (g *Group) setCooldown(ck string, until time.Time) {
 		g.cooldownNext = 2 * len(g.cooldown)
 	}
 	g.cooldown[ck] = until
+}
+
+// inFlight reports whether a Fetch flight of ck is under way in this
+// process (which may be the one holding its lock).
+func (g *Group) inFlight(ck string) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	_, plain := g.flights[flightKey{key: ck}]
+	_, forced := g.flights[flightKey{key: ck, force: true}]
+	return plain || forced
 }

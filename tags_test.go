@@ -203,3 +203,34 @@ func TestTagsRefused(t *testing.T) {
 		t.Errorf("Clear after Close = %v, want ErrClosed", err)
 	}
 }
+
+// A tag invalidation whose notification never arrives (here: the version
+// bumped behind pglock's back) is not seen until the next gap; the gap (the
+// lock session cut) makes the Group forget every version it knew, and the
+// next read learns the new one. RELIABILITY.md row 16b.
+func TestTagsForgottenAfterGap(t *testing.T) {
+	ctx := context.Background()
+	pool := newPool(t)
+	locker := pglock.New(pool)
+	t.Cleanup(func() { locker.Close() })
+	f := &tagFixture{g: newGroup(t, pgflight.Config{Cache: redisstore.New(newRedis(t)), Locker: locker})}
+	if err := f.g.InvalidateTags(ctx, "t"); err != nil { // the row exists, and the Group knows version 1
+		t.Fatal(err)
+	}
+	old := f.fetch(t, "k", pgflight.WithTags("t"))
+	if _, err := pool.Exec(ctx, "update pgflight_tags set version = version + 1 where namespace = $1 and tag = 't'", f.g.Namespace()); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.fetch(t, "k", pgflight.WithTags("t")); got != old {
+		t.Fatalf("Fetch with no notification = %q, want the held version's hit %q", got, old)
+	}
+	drops := locker.Stats().Gaps
+	if _, err := pool.Exec(ctx, "select pg_terminate_backend(pid) from pg_stat_activity where application_name like '%pgflight-lock%'"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the session listens again", func() bool { return locker.Stats().Gaps >= drops+2 })
+	// A consistent read waits for the gaps' delivery, which runs apart.
+	if got := f.fetch(t, "k", pgflight.WithTags("t"), pgflight.WithConsistentRead()); got == old {
+		t.Errorf("Fetch after the gap = %q, the value of the old version", got)
+	}
+}
