@@ -52,6 +52,19 @@ func BenchmarkHit(b *testing.B) {
 			}
 		}
 	})
+	// An entry with two tags (issue 10.4): the hit checks their versions
+	// in memory. The options are built once, as a caller would hoist them.
+	tagged := []pgflight.Option{pgflight.WithTags("user:42", "team:7")}
+	gtag := newGroup(b, pgflight.Config{Cache: mem, Namespace: "benchtags"})
+	pgflight.Fetch(ctx, gtag, "k", fn, append(tagged, pgflight.WithTTL(time.Hour))...)
+	b.Run("memstore/fetch-tagged", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := pgflight.Fetch(ctx, gtag, "k", fn, tagged...); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 
 	rdb := newRedis(b)
 	rs := redisstore.New(rdb)

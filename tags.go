@@ -284,22 +284,20 @@ func (ts *tagState) current(ctx context.Context, e entry) bool {
 	if c := ts.clear.Load(); c >= 0 && uint64(c) > recorded {
 		return false
 	}
-	// Fast path: every tag known, checked under the read lock.
+	// Fast path: every tag known, checked under the read lock, with no
+	// allocation.
 	fresh, known := true, true
 	ts.mu.RLock()
 	if _, have := ts.known[""]; !have && ts.src != nil {
 		known = false
 	}
-	e.tags.each(func(tag []byte, v uint64) bool {
+	for tag, v, rest := e.tags.first(); fresh && tag != nil; tag, v, rest = rest.next() {
 		kv, have := ts.known[string(tag)]
 		if !have && ts.src != nil {
 			known = false
 		}
-		if kv > v {
-			fresh = false
-		}
-		return fresh
-	})
+		fresh = kv <= v
+	}
 	ts.mu.RUnlock()
 	if !fresh || known {
 		return fresh

@@ -1,8 +1,10 @@
 package pgflight
 
 import (
+	"cmp"
 	"context"
 	"errors"
+	"sync"
 )
 
 // An InvalidationSource is a Locker that also delivers the invalidations
@@ -41,15 +43,44 @@ func (g *Group) handleTxInvalidations() (stop func(), err error) {
 	return src.HandleInvalidations(g.cfg.Namespace, g.txInvalidated)
 }
 
-// txInvalidated deletes keys, invalidated in a committed transaction. An
-// error leaves the invalidation for a later delivery; an invalid key,
-// which no entry can have, is done with.
+// txParallel bounds the Deletes of one transactional invalidation that run
+// at once: with pglock their lock operations share the session's round
+// trips, so n keys cost about n/txParallel round trips, not n.
+const txParallel = 32
+
+// txInvalidated deletes keys, invalidated in a committed transaction, up to
+// txParallel at once. An error leaves the invalidation for a later
+// delivery (every key is deleted again then: Delete is idempotent); an
+// invalid key, which no entry can have, is done with.
 func (g *Group) txInvalidated(ctx context.Context, keys []string) error {
+	if len(keys) == 1 {
+		return g.txDelete(ctx, keys[0])
+	}
+	var mu sync.Mutex
+	var first error
+	sem := make(chan struct{}, txParallel)
+	var wg sync.WaitGroup
 	for _, key := range keys {
-		if err := g.Delete(ctx, key); err != nil && !errors.Is(err, ErrInvalidKey) {
-			g.log.warn(warnBroadcast, "pgflight: could not apply an invalidation committed in a transaction; it will be retried", "key", quoteKey(key), "err", err)
-			return err
-		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			if err := g.txDelete(ctx, key); err != nil {
+				mu.Lock()
+				first = cmp.Or(first, err)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return first
+}
+
+// txDelete deletes one key of a transactional invalidation.
+func (g *Group) txDelete(ctx context.Context, key string) error {
+	if err := g.Delete(ctx, key); err != nil && !errors.Is(err, ErrInvalidKey) {
+		g.log.warn(warnBroadcast, "pgflight: could not apply an invalidation committed in a transaction; it will be retried", "key", quoteKey(key), "err", err)
+		return err
 	}
 	return nil
 }
