@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 
@@ -380,19 +381,7 @@ func childMain() int {
 		// copy of key, tagged t, then Fetch until the parent's
 		// invalidation makes it return another value.
 		if os.Getenv("PGFLIGHT_CHILD_TX") == "commit" {
-			tx, err := pool.Begin(ctx)
-			if err == nil {
-				err = pglock.InvalidateTags(ctx, tx, ns, "t")
-			}
-			if err == nil {
-				err = tx.Commit(ctx)
-			}
-			if err != nil {
-				fmt.Fprintln(os.Stderr, err)
-				return 2
-			}
-			syscall.Kill(pid, syscall.SIGKILL)
-			select {}
+			return commitThenDie(ctx, pool, func(tx pgx.Tx) error { return pglock.InvalidateTags(ctx, tx, ns, "t") })
 		}
 		for g.Stats().LocalDrops == 0 {
 			time.Sleep(time.Millisecond) // until the tier is live
@@ -461,22 +450,12 @@ func childMain() int {
 		// namespace's invalidations and, each round, hold a local copy of
 		// key until it is invalidated.
 		if os.Getenv("PGFLIGHT_CHILD_TX") == "commit" {
-			tx, err := pool.Begin(ctx)
-			if err == nil {
-				_, err = tx.Exec(ctx, "update pgflight_txtest set v = v + 1 where id = $1", ns)
-			}
-			if err == nil {
-				err = pglock.Invalidate(ctx, tx, ns, key)
-			}
-			if err == nil {
-				err = tx.Commit(ctx)
-			}
-			if err != nil {
-				fmt.Fprintln(os.Stderr, err)
-				return 2
-			}
-			syscall.Kill(pid, syscall.SIGKILL)
-			select {}
+			return commitThenDie(ctx, pool, func(tx pgx.Tx) error {
+				if _, err := tx.Exec(ctx, "update pgflight_txtest set v = v + 1 where id = $1", ns); err != nil {
+					return err
+				}
+				return pglock.Invalidate(ctx, tx, ns, key)
+			})
 		}
 		copyOf := func() bool { _, ok, _ := local.Get(ctx, key); return ok }
 		waitUntil := func(cond func() bool) {
@@ -626,4 +605,22 @@ func childMain() int {
 	b, _ := json.Marshal(res)
 	say(resultTag + string(b))
 	return 0
+}
+
+// commitThenDie runs invalidate in a transaction, commits it, and SIGKILLs
+// the process the moment COMMIT returns; it returns only on failure.
+func commitThenDie(ctx context.Context, pool *pgxpool.Pool, invalidate func(tx pgx.Tx) error) int {
+	tx, err := pool.Begin(ctx)
+	if err == nil {
+		err = invalidate(tx)
+	}
+	if err == nil {
+		err = tx.Commit(ctx)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	syscall.Kill(os.Getpid(), syscall.SIGKILL)
+	select {}
 }

@@ -113,21 +113,8 @@ func (r *checkRun) run(ctx context.Context) (*checkResult, error) {
 		}
 		procs = append(procs, p)
 	}
-	rctx, cancel := context.WithTimeout(ctx, readyTimeout)
-	defer cancel()
-	for _, p := range procs {
-		line, err := p.next(rctx)
-		if err != nil {
-			return nil, p.failure("ready", err)
-		}
-		if line != "ready" {
-			return nil, fmt.Errorf("reader %d said %q, want ready", p.cmd.Process.Pid, line)
-		}
-	}
-	for _, p := range procs {
-		if _, err := io.WriteString(p.stdin, "go\n"); err != nil {
-			return nil, p.failure("release", err)
-		}
+	if err := releaseAll(ctx, procs); err != nil {
+		return nil, err
 	}
 	stop := time.Now().Add(r.duration)
 	log := &writeLog{}

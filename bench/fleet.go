@@ -69,21 +69,8 @@ func (f *fleet) run(ctx context.Context) (*fleetResult, error) {
 		}
 		procs = append(procs, p)
 	}
-	rctx, cancel := context.WithTimeout(ctx, readyTimeout)
-	defer cancel()
-	for _, p := range procs {
-		line, err := p.next(rctx)
-		if err != nil {
-			return nil, p.failure("ready", err)
-		}
-		if line != "ready" {
-			return nil, fmt.Errorf("worker %d said %q, want ready", p.cmd.Process.Pid, line)
-		}
-	}
-	for _, p := range procs {
-		if _, err := io.WriteString(p.stdin, "go\n"); err != nil {
-			return nil, p.failure("release", err)
-		}
+	if err := releaseAll(ctx, procs); err != nil {
+		return nil, err
 	}
 	wctx, cancel := context.WithTimeout(ctx, f.job.Duration+runSlack)
 	defer cancel()
@@ -249,4 +236,26 @@ func (p *workerProc) stop() {
 	}
 	p.cmd.Process.Kill()
 	p.exited <- <-p.exited
+}
+
+// releaseAll waits until every process says it is ready, within
+// readyTimeout, then lets them all start at once.
+func releaseAll(ctx context.Context, procs []*workerProc) error {
+	rctx, cancel := context.WithTimeout(ctx, readyTimeout)
+	defer cancel()
+	for _, p := range procs {
+		line, err := p.next(rctx)
+		if err != nil {
+			return p.failure("ready", err)
+		}
+		if line != "ready" {
+			return fmt.Errorf("worker %d said %q, want ready", p.cmd.Process.Pid, line)
+		}
+	}
+	for _, p := range procs {
+		if _, err := io.WriteString(p.stdin, "go\n"); err != nil {
+			return p.failure("release", err)
+		}
+	}
+	return nil
 }

@@ -326,29 +326,8 @@ func TestInvalidateCreatesTableConcurrently(t *testing.T) {
 // an Invalidate outside a transaction. The handler's Locker is on
 // PostgreSQL directly, as it must be in session mode.
 func TestInvalidatePgBouncer(t *testing.T) {
-	pg, err := testserver.StartPostgres(testserver.PostgresOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pg.Close() })
-	b, err := testserver.StartPgBouncer(pg, "transaction")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
 	ctx := context.Background()
-	pooled, err := pgxpool.New(ctx, b.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pooled.Close)
-	direct, err := pgxpool.New(ctx, pg.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(direct.Close)
-	l := pglock.New(direct)
-	t.Cleanup(func() { l.Close() })
+	pooled, l := pgBouncerFixture(t)
 	ns := outboxNS(t)
 	h := newHandled()
 	handle(t, l, ns, h)
@@ -534,4 +513,35 @@ func BenchmarkInvalidate(b *testing.B) {
 			}
 		})
 	}
+}
+
+// pgBouncerFixture starts a PostgreSQL of its own and a PgBouncer in
+// transaction pooling in front of it, and returns a pool through PgBouncer
+// (pgx's defaults: the application's) and a Locker on PostgreSQL directly,
+// as a lock session must be.
+func pgBouncerFixture(t *testing.T) (pooled *pgxpool.Pool, l *pglock.Locker) {
+	t.Helper()
+	pg, err := testserver.StartPostgres(testserver.PostgresOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pg.Close() })
+	b, err := testserver.StartPgBouncer(pg, "transaction")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	ctx := context.Background()
+	if pooled, err = pgxpool.New(ctx, b.URL()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pooled.Close)
+	direct, err := pgxpool.New(ctx, pg.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(direct.Close)
+	l = pglock.New(direct)
+	t.Cleanup(func() { l.Close() })
+	return pooled, l
 }

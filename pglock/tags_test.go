@@ -9,10 +9,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/pgflight/pgflight"
-	"github.com/pgflight/pgflight/internal/testserver"
 	"github.com/pgflight/pgflight/pglock"
 )
 
@@ -147,29 +145,8 @@ func TestInvalidateTagsTooManyForOneMessage(t *testing.T) {
 // The application's transaction can go through PgBouncer in transaction
 // pooling; the watcher's Locker is on PostgreSQL directly.
 func TestInvalidateTagsPgBouncer(t *testing.T) {
-	pg, err := testserver.StartPostgres(testserver.PostgresOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pg.Close() })
-	b, err := testserver.StartPgBouncer(pg, "transaction")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
 	ctx := context.Background()
-	pooled, err := pgxpool.New(ctx, b.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pooled.Close)
-	direct, err := pgxpool.New(ctx, pg.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(direct.Close)
-	l := pglock.New(direct)
-	t.Cleanup(func() { l.Close() })
+	pooled, l := pgBouncerFixture(t)
 	ns := outboxNS(t)
 	w := watch(t, l, ns)
 	if err := pglock.CreateOutbox(ctx, pooled); err != nil {
