@@ -9,11 +9,8 @@ import (
 	"fmt"
 	"io"
 	mrand "math/rand/v2"
-	"os"
-	"os/exec"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -327,31 +324,9 @@ func streamLog(log *writeLog, procs []*workerProc, done <-chan struct{}) error {
 // startReader starts a reader process for j, which connects and then says
 // "ready".
 func startReader(exe string, j checkJob, stderr io.Writer) (*workerProc, error) {
-	cmd := exec.Command(exe)
 	b, err := json.Marshal(j)
 	if err != nil {
 		return nil, err
 	}
-	cmd.Env = append(os.Environ(), workerEnv+"=1", checkEnv+"="+string(b))
-	cmd.Stderr = stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		return nil, err
-	}
-	outR, outW, err := os.Pipe()
-	if err != nil {
-		return nil, err
-	}
-	cmd.Stdout = outW
-	err = cmd.Start()
-	outW.Close()
-	if err != nil {
-		outR.Close()
-		return nil, fmt.Errorf("start reader: %w", err)
-	}
-	p := &workerProc{cmd: cmd, stdin: stdin, lines: make(chan string, 2), exited: make(chan error, 1), gone: make(chan struct{})}
-	go p.read(outR)
-	go func() { p.exited <- cmd.Wait() }()
-	return p, nil
+	return startProc(exe, checkEnv+"="+string(b), stderr, nil)
 }

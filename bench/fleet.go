@@ -126,9 +126,15 @@ func (f *fleet) killFirst(ctx context.Context, announce <-chan announcement, res
 
 // start starts worker j.Index, which connects and then says "ready".
 func (f *fleet) start(j job, announce chan<- announcement) (*workerProc, error) {
-	cmd := exec.Command(f.exe)
-	cmd.Env = append(os.Environ(), workerEnv+"=1", jobEnv+"="+j.encode())
-	cmd.Stderr = f.stderr
+	return startProc(f.exe, jobEnv+"="+j.encode(), f.stderr, announce)
+}
+
+// startProc starts exe as a worker process with env, its stderr to stderr,
+// announcements (if announce is not nil) to announce.
+func startProc(exe, env string, stderr io.Writer, announce chan<- announcement) (*workerProc, error) {
+	cmd := exec.Command(exe)
+	cmd.Env = append(os.Environ(), workerEnv+"=1", env)
+	cmd.Stderr = stderr
 	// The kernel kills a worker whose parent dies, so none outlives a run.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	stdin, err := cmd.StdinPipe()
