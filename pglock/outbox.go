@@ -4,6 +4,7 @@ import (
 	"context"
 	_ "embed"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strconv"
@@ -174,10 +175,12 @@ func checkNamespace(ns string) error {
 // claimed; its rows stay locked until it returns. stop waits for a pass in
 // progress to end, and the rows handled by then are still deleted. The
 // pool must resolve pgflight_outbox through the same search_path as the
-// applications that call Invalidate. Each pass holds one pool connection
-// while it runs, and every commit of namespace wakes every handler of it
-// in the fleet: each runs one claim, and those that find the rows taken
-// skip them at once.
+// applications that call Invalidate. A pass first asks, on the lock
+// session, whether the namespace has rows at all; only if it has does it
+// take one pool connection, for as long as it runs. So an idle handler
+// (every sweep, every start) costs the application no connection. Every
+// commit of namespace wakes every handler of it in the fleet: each runs
+// one claim, and those that find the rows taken skip them at once.
 func (l *Locker) HandleInvalidations(namespace string, handle func(ctx context.Context, keys []string) error) (stop func(), err error) {
 	if err := checkNamespace(namespace); err != nil {
 		return nil, fmt.Errorf("pglock: handle invalidations: %w", err)
@@ -247,6 +250,9 @@ func (h *outboxHandler) run(ctx context.Context) {
 // retried at once; an error of the database ends the pass, and the next
 // wake or sweep tries again.
 func (h *outboxHandler) pass(ctx context.Context) {
+	if !h.anyRows(ctx) {
+		return
+	}
 	after := int64(0)
 	for ctx.Err() == nil {
 		last, n, err := h.batch(ctx, after)
@@ -327,4 +333,24 @@ func missingOK(err error) error {
 		return nil
 	}
 	return err
+}
+
+// anyRows reports whether the outbox may hold rows of the namespace. With
+// a lock session it asks there first, in the session's next round trip, so
+// that a pass that finds nothing, the common case (every sweep, and every
+// start of a Group), takes no pool connection; a pool connection is taken
+// only to claim rows. A failed check says yes: the claim decides.
+func (h *outboxHandler) anyRows(ctx context.Context) bool {
+	if h.l.s == nil {
+		return true
+	}
+	sql := make([]byte, 0, 128+2*len(h.ns))
+	sql = append(sql, "select 1 from "+outboxTable+" where namespace = convert_from(decode('"...)
+	sql = hex.AppendEncode(sql, []byte(h.ns))
+	sql = append(sql, "', 'hex'), 'UTF8') limit 1"...)
+	rows, err := h.l.s.query(ctx, string(sql))
+	if err != nil {
+		return missingOK(err) != nil
+	}
+	return len(rows) > 0
 }
