@@ -59,11 +59,18 @@ func beginSQL(d time.Duration, params map[string]string) string {
 }
 
 // sessionSetupSQL returns the statements that set up a new lock session
-// connection, with SET, once: the timeouts that must not end it (it is
-// idle between locks; idle_session_timeout, PostgreSQL 14 and later, is
-// added by connect) and the keepalive settings as beginSQL chooses them.
+// connection, with SET, once: synchronous_commit off, the timeouts that
+// must not end it (it is idle between locks; idle_session_timeout,
+// PostgreSQL 14 and later, is added by connect) and the keepalive settings
+// as beginSQL chooses them.
+//
+// synchronous_commit is off because the session writes nothing that must
+// outlive a crash: a release's pg_notify gives its transaction an id, so
+// its COMMIT would otherwise wait for a WAL flush on a durable server, on
+// the critical path of every follower; advisory locks and notifications
+// are never in the WAL and die with the server anyway.
 func sessionSetupSQL(d time.Duration, params map[string]string) string {
-	return string(appendSettings(nil, "set ", d, params))
+	return string(appendSettings([]byte("set synchronous_commit = off; "), "set ", d, params))
 }
 
 // appendSettings appends to b, each as verb + "name = value; ", the
