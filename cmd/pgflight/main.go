@@ -77,6 +77,10 @@ commands:
            lists them again every -interval until interrupted
   inspect  show the entry stored for a key in Redis: its times, size, kind and
            value (exit status 0 found, 1 not found, 2 error)
+  invalidate
+           invalidate keys (-key), tagged entries (-tag) or a whole namespace
+           (-clear) across the fleet, in one transaction; -create-tables
+           creates the tables that needs
   help     print this help
 
 Run "pgflight <command> -h" for the command's flags.
@@ -118,6 +122,8 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		err = runLocks(ctx, args, stdout, stderr)
 	case "inspect":
 		err = runInspect(ctx, args, stdout, stderr)
+	case "invalidate":
+		err = runInvalidate(ctx, args, stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -208,6 +208,9 @@ func TestNoPasswordInOutput(t *testing.T) {
 		t.Run("locks/"+c.name, func(t *testing.T) { check(t, c, "locks") })
 		t.Run("locks-watch/"+c.name, func(t *testing.T) { check(t, c, "locks", "-watch", "-interval", "5ms", "-count", "2") })
 	}
+	for _, c := range pgCases("invalidation committed in ", "connection refused") {
+		t.Run("invalidate/"+c.name, func(t *testing.T) { check(t, c, "invalidate", "-namespace", "redact", "-tag", "t") })
+	}
 
 	// inspect, on an entry whose value holds a password it is given.
 	opt, err := redis.ParseURL(redisURL)
