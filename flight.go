@@ -300,7 +300,7 @@ func (f *flight) fill(ctx context.Context) (any, error) {
 	case !f.o.force:
 		// The double check: whoever held the lock before us may have
 		// stored the value between our miss and our grant.
-		if r := g.read(ctx, f.ck(), f.o.again(), f.ops); r.usable() {
+		if r := f.reread(ctx); r.usable() {
 			g.stats.received.Add(1)
 			f.outcome = OutcomeReceived
 			return r.v, r.err
@@ -333,7 +333,7 @@ func (f *flight) lock(ctx, wctx context.Context) (found, error) {
 				f.unlock = unlock
 				return found{}, err
 			}
-			if r := g.read(ctx, f.ck(), f.o.again(), f.ops); r.usable() {
+			if r := f.reread(ctx); r.usable() {
 				return r, nil
 			}
 		}
@@ -386,4 +386,25 @@ func (f *flight) computeAndStore(ctx context.Context) (any, error) {
 	}
 	g.store(ctx, f.subject(), []string{f.ck()}, []encoded{e}, tags, start, end, ttl.apply(f.o))
 	return e.v, err
+}
+
+// reread reads the flight's entry again: a follower's read of what the
+// holder it waited for stored, or a holder's double check. With a local
+// tier, a fresh value found there (another process computed it) is kept
+// as a local copy, as a hit's is.
+func (f *flight) reread(ctx context.Context) found {
+	g, ck := f.g, f.ck()
+	var epoch uint64
+	if g.tier != nil {
+		epoch = g.tier.epoch(f.key).Load()
+	}
+	b, ok := g.get(ctx, ck)
+	if !ok {
+		return found{}
+	}
+	r := g.interpret(ctx, ck, b, f.o.again(), f.ops)
+	if g.tier != nil && r.state == fresh {
+		g.keepLocal(ctx, ck, b, r.e, epoch)
+	}
+	return r
 }

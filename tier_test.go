@@ -9,6 +9,7 @@ import (
 	"github.com/pgflight/pgflight"
 	"github.com/pgflight/pgflight/memstore"
 	"github.com/pgflight/pgflight/pglock"
+	"github.com/pgflight/pgflight/redisstore"
 )
 
 // Issue 10.2 in one process: the local tier serves hits without reading
@@ -93,5 +94,52 @@ func TestDeleteTransactionMode(t *testing.T) {
 	}
 	if _, err := pgflight.New(pgflight.Config{Local: memstore.New(), Locker: l}); err == nil {
 		t.Error("New with a local tier on a transaction-mode Locker = nil error, want one")
+	}
+}
+
+// A value a Group received from another's computation, after waiting for
+// it, is kept in its local tier like a hit's: its next Fetch is local.
+func TestLocalTierKeepsReceivedValue(t *testing.T) {
+	ctx := context.Background()
+	locker := pglock.New(newPool(t))
+	t.Cleanup(func() { locker.Close() })
+	ns, rdb := namespace(t), newRedis(t)
+	local := memstore.New()
+	t.Cleanup(func() { local.Close() })
+	holder := newGroup(t, pgflight.Config{Namespace: ns, Cache: redisstore.New(rdb), Locker: locker})
+	waiter := newGroup(t, pgflight.Config{Namespace: ns, Cache: redisstore.New(rdb), Locker: locker, Local: local, LocalTTL: time.Hour})
+	eventually(t, "the waiter's tier is live", func() bool { return waiter.Stats().LocalDrops > 0 })
+	computing, release := make(chan struct{}), make(chan struct{})
+	held := make(chan error, 1)
+	go func() {
+		_, err := pgflight.Fetch(ctx, holder, "k", func(context.Context) (string, error) {
+			close(computing)
+			<-release
+			return "computed by the holder", nil
+		})
+		held <- err
+	}()
+	<-computing
+	got := make(chan string, 1)
+	go func() {
+		v, _ := pgflight.Fetch(ctx, waiter, "k", func(context.Context) (string, error) { return "computed by the waiter", nil })
+		got <- v
+	}()
+	eventually(t, "the waiter follows the holder", func() bool { return locker.Stats().Awaited > 0 })
+	close(release)
+	if err := <-held; err != nil {
+		t.Fatal(err)
+	}
+	if v := <-got; v != "computed by the holder" {
+		t.Fatalf("waiter got %q", v)
+	}
+	if st := waiter.Stats(); st.Received != 1 {
+		t.Fatalf("waiter Stats.Received = %d, want 1", st.Received)
+	}
+	if _, ok, _ := local.Get(ctx, "k"); !ok {
+		t.Error("the received value is not in the waiter's local tier")
+	}
+	if v, _ := pgflight.Fetch(ctx, waiter, "k", func(context.Context) (string, error) { return "", nil }); v != "computed by the holder" || waiter.Stats().LocalHits != 1 {
+		t.Errorf("next Fetch = %q with %d local hits, want a local hit", v, waiter.Stats().LocalHits)
 	}
 }
