@@ -69,6 +69,9 @@ func (g *Group) examine(ctx context.Context, b []byte, o callOptions) (r found, 
 		return r, err
 	}
 	if !g.tags.current(ctx, r.e) {
+		if !o.reread {
+			g.stats.tagMisses.Add(1)
+		}
 		return found{}, nil
 	}
 	if r.err != nil {

@@ -44,7 +44,7 @@ func localHit[T any](ctx context.Context, g *Group, key string, o callOptions, f
 	// read here.
 	r, err := parseFound(b)
 	if err != nil || !g.tags.current(ctx, r.e) {
-		return v, nil, false // the shared read decides
+		return v, nil, false // the shared read decides, and counts it
 	}
 	if r.err == nil {
 		var pe *PanicError

@@ -33,6 +33,9 @@ type Stats struct {
 	Invalidations uint64 `json:"invalidations"` // broadcasts received from other processes telling the local tier to drop copies
 	LocalDrops    uint64 `json:"local_drops"`   // times the whole local tier was dropped: a gap in the broadcasts (the lock session lost), or a broadcast asking for it
 	FailSafes     uint64 `json:"fail_safes"`    // failed computations answered with the kept value instead (Config.FailSafe)
+
+	TagMisses  uint64 `json:"tag_misses"`  // entries found but invalidated since their computation began, by a tag (WithTags) or Clear: misses
+	TagLookups uint64 `json:"tag_lookups"` // round trips to the TagSource (pglock) to learn the versions of tags this Group did not know
 }
 
 // counters is Stats under construction, updated atomically.
@@ -45,6 +48,7 @@ type counters struct {
 	staleHits, negativeHits, earlyRefreshes            atomic.Uint64
 	refreshesStarted, refreshesSkipped                 atomic.Uint64
 	localHits, invalidations, localDrops, failSafes    atomic.Uint64
+	tagMisses, tagLookups                              atomic.Uint64
 }
 
 func (c *counters) snapshot() Stats {
@@ -73,5 +77,8 @@ func (c *counters) snapshot() Stats {
 		Invalidations: c.invalidations.Load(),
 		LocalDrops:    c.localDrops.Load(),
 		FailSafes:     c.failSafes.Load(),
+
+		TagMisses:  c.tagMisses.Load(),
+		TagLookups: c.tagLookups.Load(),
 	}
 }

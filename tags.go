@@ -223,6 +223,7 @@ func (ts *tagState) versions(ctx context.Context, tags []string) (vs []uint64, o
 	for j, i := range missing {
 		ask[j] = tags[i]
 	}
+	ts.g.stats.tagLookups.Add(1)
 	got, err := ts.src.TagVersions(ctx, ts.g.cfg.Namespace, ask)
 	if err == nil && len(got) != len(ask) {
 		err = fmt.Errorf("TagVersions returned %d versions for %d tags", len(got), len(ask))

@@ -100,6 +100,14 @@ func TestTags(t *testing.T) {
 					t.Errorf("Get(%s) after Clear and a Fetch = %q, %v, %v; want the new value", k, v, ok, err)
 				}
 			}
+			// a twice, b once, then a, b and c after Clear.
+			st := f.g.Stats()
+			if st.TagMisses < 5 {
+				t.Errorf("Stats.TagMisses = %d, want at least 5", st.TagMisses)
+			}
+			if learns := name == "pglock"; (st.TagLookups > 0) != learns {
+				t.Errorf("Stats.TagLookups = %d; want some only with pglock, which keeps the versions", st.TagLookups)
+			}
 		})
 	}
 }

@@ -63,6 +63,10 @@ var statFields = []struct {
 		func(s pgflight.Stats) float64 { return float64(s.LocalDrops) }},
 	{"fail_safes_total", "Failed computations answered with the kept value instead (Config.FailSafe).",
 		func(s pgflight.Stats) float64 { return float64(s.FailSafes) }},
+	{"tag_misses_total", "Entries found but invalidated since their computation began, by a tag (WithTags) or Clear: misses.",
+		func(s pgflight.Stats) float64 { return float64(s.TagMisses) }},
+	{"tag_lookups_total", "Round trips to the TagSource (pglock) to learn the versions of tags the Group did not know.",
+		func(s pgflight.Stats) float64 { return float64(s.TagLookups) }},
 }
 
 func newStatMetrics(constLabels prometheus.Labels) []statMetric {
