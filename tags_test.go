@@ -4,12 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/pgflight/pgflight"
+	"github.com/pgflight/pgflight/internal/testserver"
 	"github.com/pgflight/pgflight/memstore"
 	"github.com/pgflight/pgflight/pglock"
 	"github.com/pgflight/pgflight/redisstore"
@@ -242,3 +247,64 @@ func TestTagsForgottenAfterGap(t *testing.T) {
 		t.Errorf("Fetch after the gap = %q, the value of the old version", got)
 	}
 }
+
+// PostgreSQL down: a Group that cannot learn a tag's version serves the
+// entry it has unchecked (fail open), logs once, and asks again only after
+// a pause, not on every hit; once the server is back it checks again.
+func TestTagsDatabaseDown(t *testing.T) {
+	pg, err := testserver.StartPostgres(testserver.PostgresOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pg.Close() })
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, pg.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	locker := pglock.New(pool)
+	t.Cleanup(func() { locker.Close() })
+	var logs strings.Builder
+	var mu sync.Mutex
+	logger := slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return logs.Write(p)
+	}), nil))
+	f := &tagFixture{g: newGroup(t, pgflight.Config{Locker: locker, Logger: logger})}
+	old := f.fetch(t, "k", pgflight.WithTags("t"))
+	gaps := locker.Stats().Gaps
+	if err := pg.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the lock session lost", func() bool { return locker.Stats().Gaps > gaps })
+	lookups := f.g.Stats().TagLookups
+	for range 20 {
+		if got := f.fetch(t, "k", pgflight.WithTags("t")); got != old {
+			t.Fatalf("Fetch with PostgreSQL down = %q, want the entry held, %q", got, old)
+		}
+	}
+	if n := f.g.Stats().TagLookups - lookups; n < 1 || n > 2 {
+		t.Errorf("%d tag lookups for 20 hits with PostgreSQL down, want 1 (then a pause)", n)
+	}
+	mu.Lock()
+	logged := logs.String()
+	mu.Unlock()
+	if !strings.Contains(logged, "could not learn the versions of tags") {
+		t.Errorf("nothing logged: %q", logged)
+	}
+	if err := pg.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.g.InvalidateTags(ctx, "t"); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.fetch(t, "k", pgflight.WithTags("t")); got == old {
+		t.Errorf("Fetch after the server came back and t was invalidated = %q, the old value", got)
+	}
+}
+
+type writerFunc func(p []byte) (int, error)
+
+func (w writerFunc) Write(p []byte) (int, error) { return w(p) }
