@@ -61,7 +61,7 @@ type worker struct {
 
 // startWorkers starts n workers of the given kind and waits until each
 // says it is ready.
-func startWorkers(t *testing.T, n int, kind, ns, key string, goroutines int) []*worker {
+func startWorkers(t testing.TB, n int, kind, ns, key string, goroutines int) []*worker {
 	t.Helper()
 	env := append(os.Environ(),
 		childEnv+"="+kind, childNS+"="+ns, childKey+"="+key, childG+"="+strconv.Itoa(goroutines),
@@ -308,6 +308,11 @@ func childMain() int {
 	if kind == "txinvalidate" || kind == "tags" || kind == "consistent" {
 		cfg.Local, cfg.LocalTTL = local, time.Hour // only invalidations drop copies
 	}
+	if kind == "fanout" {
+		// See BenchmarkInvalidationFanoutProcesses: every drop of a copy
+		// is reported with the wall-clock time it happened.
+		cfg.Local = timedLocal{local}
+	}
 	g, err := pgflight.New(cfg)
 	if kind == "stale" {
 		// Our clock runs past the entry's fresh time; see TestMultiProcessStale.
@@ -358,6 +363,12 @@ func childMain() int {
 			in.ReadString('\n')
 			return "old", nil
 		}))
+	case "fanout":
+		for g.Stats().LocalDrops == 0 {
+			time.Sleep(time.Millisecond) // until the tier is live
+		}
+		say("live")
+		in.ReadString('\n') // until the parent is done
 	case "consistent":
 		// See TestMultiProcessConsistentRead: one consistent read of key,
 		// tagged t, per line from the parent.
@@ -623,4 +634,13 @@ func commitThenDie(ctx context.Context, pool *pgxpool.Pool, invalidate func(tx p
 	}
 	syscall.Kill(os.Getpid(), syscall.SIGKILL)
 	select {}
+}
+
+// timedLocal is a worker's local tier that prints the wall-clock time of
+// every Delete, which is how a broadcast drops a copy.
+type timedLocal struct{ *memstore.Store }
+
+func (l timedLocal) Delete(ctx context.Context, key string) error {
+	fmt.Printf("dropped %d\n", time.Now().UnixNano())
+	return l.Store.Delete(ctx, key)
 }

@@ -147,6 +147,9 @@ func (ts *tagState) bucket(tag string) *uint64 {
 // forget drops what is known of tags (nil: of every tag), invalidated by
 // some process. It runs in the TagSource's goroutine.
 func (ts *tagState) forget(tags []string) {
+	if tags == nil || containsEmpty(tags) {
+		defer ts.learnClear()
+	}
 	if ts.g.tier != nil && containsEmpty(tags) {
 		defer ts.g.dropLocal() // every copy is a miss now: free the memory
 	}
@@ -172,6 +175,28 @@ func (ts *tagState) gap() {
 	ts.forgetAll()
 	ts.live = true
 	ts.mu.Unlock()
+	ts.learnClear()
+}
+
+// learnClear looks up the version of the namespace's Clear in the
+// background, after it was forgotten: every read and every computation
+// needs it, and none should wait for a round trip to learn it (a cold
+// start's first computations, every follower's first read).
+func (ts *tagState) learnClear() {
+	g := ts.g
+	g.mu.Lock()
+	if g.closed {
+		g.mu.Unlock()
+		return
+	}
+	g.running.Add(1)
+	g.mu.Unlock()
+	go func() {
+		defer g.running.Done()
+		ctx, cancel := context.WithTimeout(g.closing, releaseTimeout)
+		defer cancel()
+		ts.lookup(ctx, []string{""}, true)
+	}()
 }
 
 // forgetAll forgets every version; ts.mu is held.
@@ -199,6 +224,13 @@ func containsEmpty(tags []string) bool {
 // process that cannot reach the database serves what it has, and stores
 // entries that record no newer version than they saw).
 func (ts *tagState) versions(ctx context.Context, tags []string) (vs []uint64, ok bool) {
+	return ts.lookup(ctx, tags, false)
+}
+
+// lookup is versions; force asks the TagSource even within tagRetry of a
+// failure (a background lookup, which no caller waits for). An answer
+// ends the pause after a failure.
+func (ts *tagState) lookup(ctx context.Context, tags []string, force bool) (vs []uint64, ok bool) {
 	vs = make([]uint64, len(tags))
 	var missing []int
 	var marks []uint64
@@ -216,7 +248,7 @@ func (ts *tagState) versions(ctx context.Context, tags []string) (vs []uint64, o
 	if len(missing) == 0 {
 		return vs, true
 	}
-	if time.Now().Before(retryAt) {
+	if !force && time.Now().Before(retryAt) {
 		return vs, false
 	}
 	ask := make([]string, len(missing))
@@ -238,6 +270,7 @@ func (ts *tagState) versions(ctx context.Context, tags []string) (vs []uint64, o
 		return vs, false
 	}
 	ts.mu.Lock()
+	ts.retryAt = time.Time{}
 	for j, i := range missing {
 		vs[i] = got[j]
 		if ts.live && *ts.bucket(ask[j]) == marks[j] {

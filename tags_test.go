@@ -285,8 +285,8 @@ func TestTagsDatabaseDown(t *testing.T) {
 			t.Fatalf("Fetch with PostgreSQL down = %q, want the entry held, %q", got, old)
 		}
 	}
-	if n := f.g.Stats().TagLookups - lookups; n < 1 || n > 2 {
-		t.Errorf("%d tag lookups for 20 hits with PostgreSQL down, want 1 (then a pause)", n)
+	if n := f.g.Stats().TagLookups - lookups; n > 2 {
+		t.Errorf("%d tag lookups for 20 hits with PostgreSQL down, want at most 1 (then a pause)", n)
 	}
 	mu.Lock()
 	logged := logs.String()
@@ -297,6 +297,9 @@ func TestTagsDatabaseDown(t *testing.T) {
 	if err := pg.Start(); err != nil {
 		t.Fatal(err)
 	}
+	// A consistent read waits for the session to be back and its gap
+	// delivered, so no forgetting comes after the invalidation below.
+	f.fetch(t, "k", pgflight.WithTags("t"), pgflight.WithConsistentRead())
 	if err := f.g.InvalidateTags(ctx, "t"); err != nil {
 		t.Fatal(err)
 	}
