@@ -3,6 +3,7 @@ package pgflight
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"time"
 )
 
@@ -31,6 +32,9 @@ type flight struct {
 	// unlock releases the lock the flight holds; only the flight's own
 	// goroutine sets and calls it.
 	unlock func(context.Context) error
+	// holding says the flight holds the key's lock (set with unlock, read
+	// by background refreshes under Group.mu: see Group.holdsLock).
+	holding atomic.Bool
 	// outcome says how the flight got its result; set before done closes.
 	outcome Outcome
 }
@@ -285,6 +289,9 @@ func (f *flight) fill(ctx context.Context) (any, error) {
 	wctx, cancel := g.lockWait(ctx)
 	defer cancel()
 	r, err := f.lock(ctx, wctx)
+	if f.unlock != nil {
+		f.holding.Store(true)
+	}
 	f.outcome = OutcomeComputed
 	switch {
 	case r.usable():
@@ -353,6 +360,7 @@ func (f *flight) lock(ctx, wctx context.Context) (found, error) {
 // release releases the lock the flight holds, if any.
 func (f *flight) release(ctx context.Context) {
 	if f.unlock != nil {
+		f.holding.Store(false)
 		f.g.release(ctx, f.unlock, f.subject())
 		f.unlock = nil
 	}

@@ -101,7 +101,7 @@ func (f *flight) refresh(ctx context.Context, seen entry, early bool) bool {
 	case unlock == nil:
 		g.stats.refreshesSkipped.Add(1) // another flight is computing
 		g.observeRefresh(ctx, f.key, early, SkipLocked)
-		return !g.inFlight(f.ck())
+		return !g.holdsLock(f.ck())
 	default:
 		f.unlock = unlock
 		defer f.release(ctx)
@@ -159,12 +159,15 @@ func (g *Group) setCooldown(ck string, until time.Time) {
 	g.cooldown[ck] = until
 }
 
-// inFlight reports whether a Fetch flight of ck is under way in this
-// process (which may be the one holding its lock).
-func (g *Group) inFlight(ck string) bool {
+// holdsLock reports whether a Fetch flight of ck in this process holds the
+// key's lock (a hit's flight, which takes no lock, does not count).
+func (g *Group) holdsLock(ck string) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	_, plain := g.flights[flightKey{key: ck}]
-	_, forced := g.flights[flightKey{key: ck, force: true}]
-	return plain || forced
+	for _, force := range []bool{false, true} {
+		if f, ok := g.flights[flightKey{key: ck, force: force}]; ok && f.holding.Load() {
+			return true
+		}
+	}
+	return false
 }
