@@ -100,6 +100,20 @@ func BenchmarkFleetSessions(b *testing.B) {
 		if n > baselineActive {
 			b.Run(fmt.Sprintf("sessions=%d,active=%d", n, baselineActive), f.run(baselineActive))
 		}
+		// Every Locker with a subscriber, as under pgflight Groups (their
+		// tags and transactional invalidations): every session LISTENs.
+		var stops []func()
+		for _, l := range f.lockers {
+			stop, err := l.Subscribe("fleet", func([]byte) {}, func() {})
+			if err != nil {
+				b.Fatal(err)
+			}
+			stops = append(stops, stop)
+		}
+		b.Run(fmt.Sprintf("sessions=%d,subscribed", n), f.run(n))
+		for _, stop := range stops {
+			stop()
+		}
 		f.close(b)
 	}
 }
