@@ -138,6 +138,19 @@ func awaited(l pgflight.Locker) int {
 
 // advisoryLocks returns how many advisory locks (held or awaited) the test
 // database shows, from any session.
+// markerLocks returns how many of those are pglock's follow markers (the
+// two-int4 key space).
+func markerLocks(tb testing.TB, pool *pgxpool.Pool) int {
+	tb.Helper()
+	var n int
+	err := pool.QueryRow(context.Background(),
+		"select count(*) from pg_locks where locktype = 'advisory' and objsubid = 2 and database = (select oid from pg_database where datname = current_database())").Scan(&n)
+	if err != nil {
+		tb.Fatalf("count follow markers: %v", err)
+	}
+	return n
+}
+
 func advisoryLocks(tb testing.TB, pool *pgxpool.Pool) int {
 	tb.Helper()
 	var n int

@@ -268,7 +268,8 @@ func defaultMaxConns(poolMax int) int {
 //
 // On the lock session (the default) Lock tries the lock, and while another
 // holder has it, waits for its release (notified, or found by the probe)
-// and tries again; the wait holds nothing in PostgreSQL. Another caller of
+// and tries again; the wait holds only the id's follow marker (see the
+// package doc). Another caller of
 // this Locker holding id counts as another holder. In transaction mode it
 // sends BEGIN, the settings and pg_advisory_xact_lock(id) in one round trip
 // on a pool connection that it keeps until unlock.

@@ -50,6 +50,17 @@ const (
 	unlockFn = "pg_advisory_unlock("
 	probeFn  = "pg_try_advisory_xact_lock_shared("
 	notifyFn = "pg_notify('" + notifyChannel + "', '"
+	// markFn takes a follow marker: a session-level shared lock on the id
+	// in PostgreSQL's other advisory key space, the pair of int4 halves,
+	// which no lock of pgflight's takes. A session takes one for each id
+	// its callers await, and releases it (unmarkFn) once they wake. A
+	// release notifies only if another session holds the marker
+	// (markedFn, which takes and at once releases it exclusively, and
+	// fails while anyone holds it shared), so an uncontended release wakes
+	// no session in the fleet: every LISTENing backend is signalled by
+	// every NOTIFY in the database, whatever its channel.
+	markFn   = "pg_try_advisory_lock_shared("
+	unmarkFn = "pg_advisory_unlock_shared("
 	// maxCallsPerStatement keeps a statement's columns (two per unlock)
 	// under PostgreSQL's 1,664.
 	maxCallsPerStatement = 800
@@ -140,10 +151,15 @@ type session struct {
 	lastWait  time.Time      // when followers last waited
 	held      map[int64]bool // ids held, or being tried, for a caller of this process
 	waits     map[int64]*waiters
-	awaiting  int       // callers waiting for a release now
-	probeNow  bool      // probe at the next batch, not at nextProbe
-	nextProbe time.Time // when the awaited ids are next probed
-	retryAt   time.Time // requests fail fast until then: a connection attempt for them failed
+	// marked holds the ids whose follow marker this session holds (or is
+	// taking); toMark and toUnmark those whose marker the next round trip
+	// takes or releases (see markFn).
+	marked           map[int64]bool
+	toMark, toUnmark map[int64]struct{}
+	awaiting         int       // callers waiting for a release now
+	probeNow         bool      // probe at the next batch, not at nextProbe
+	nextProbe        time.Time // when the awaited ids are next probed
+	retryAt          time.Time // requests fail fast until then: a connection attempt for them failed
 	// subRetryAt is when the loop next tries to reconnect for subscribers
 	// alone.
 	subRetryAt time.Time
@@ -169,6 +185,9 @@ func newSession(cfg *pgconn.Config, setup string, probeEvery time.Duration, maxL
 		slots:      make(chan struct{}, maxLocks),
 		held:       make(map[int64]bool),
 		waits:      make(map[int64]*waiters),
+		marked:     make(map[int64]bool),
+		toMark:     make(map[int64]struct{}),
+		toUnmark:   make(map[int64]struct{}),
 		wakeLoop:   make(chan struct{}, 1),
 	}
 	cfg.OnNotification = s.onNotification
@@ -361,6 +380,12 @@ func (s *session) follow(id int64) *waiters {
 	if w == nil {
 		w = &waiters{ch: make(chan struct{})}
 		s.waits[id] = w
+		if !s.marked[id] {
+			s.toMark[id] = struct{}{}
+			if s.running {
+				s.kick()
+			}
+		}
 		if s.nextProbe.IsZero() {
 			s.nextProbe = time.Now().Add(s.probeEvery)
 			if s.running {
@@ -379,6 +404,7 @@ func (s *session) unfollow(id int64, w *waiters) {
 	if s.waits[id] == w {
 		if w.n--; w.n == 0 {
 			delete(s.waits, id)
+			s.unmarkLater(id)
 		}
 	}
 }
@@ -391,7 +417,16 @@ func (s *session) wake(id int64) bool {
 	}
 	close(w.ch)
 	delete(s.waits, id)
+	s.unmarkLater(id)
 	return true
+}
+
+// unmarkLater releases id's follow marker, if any, in the next round trip.
+// Called with mu held.
+func (s *session) unmarkLater(id int64) {
+	if s.marked[id] {
+		s.toUnmark[id] = struct{}{}
+	}
 }
 
 // wakeAll wakes every follower, after the connection was lost: they
@@ -477,6 +512,7 @@ func (s *session) close() {
 type batch struct {
 	reqs             []*request
 	probes           []int64
+	marks, unmarks   []int64 // follow markers to take and to release (see markFn)
 	listen, unlisten bool
 	subscribe        bool // LISTEN on broadcastChannel
 }
@@ -566,6 +602,7 @@ func (s *session) loop() {
 func (s *session) takeBatch() batch {
 	b := batch{reqs: s.pending, subscribe: len(s.subs) > 0 && !s.subscribed}
 	s.pending = nil
+	s.takeMarks(&b)
 	now := time.Now()
 	if len(s.waits) == 0 {
 		s.nextProbe, s.probeNow = time.Time{}, false
@@ -607,8 +644,48 @@ func (s *session) takeBatch() batch {
 }
 
 // empty reports whether b sends nothing.
-func (b batch) empty() bool {
-	return len(b.reqs) == 0 && len(b.probes) == 0 && !b.listen && !b.unlisten && !b.subscribe
+func (b *batch) empty() bool {
+	return len(b.reqs) == 0 && len(b.probes) == 0 && len(b.marks) == 0 && len(b.unmarks) == 0 &&
+		!b.listen && !b.unlisten && !b.subscribe
+}
+
+// takeMarks adds to b the follow markers due: one taken for each id newly
+// awaited (and not held here: a local holder wakes its followers itself),
+// with a probe of the id after it in the same statement, and one released
+// for each id no longer awaited. A marker takes a slot of the lock budget
+// while held; with no slot free the id goes unmarked, and its holder's
+// release then notifies no one: the periodic probe wakes its followers.
+// Called with mu held.
+func (s *session) takeMarks(b *batch) {
+	for id := range s.toUnmark {
+		delete(s.toUnmark, id)
+		if !s.marked[id] || s.waits[id] != nil {
+			continue // never marked, or awaited again
+		}
+		delete(s.marked, id)
+		b.unmarks = append(b.unmarks, id) // send frees the slot
+	}
+	for id := range s.toMark {
+		if s.held[id] {
+			continue // being tried, or held here: look again next time
+		}
+		delete(s.toMark, id)
+		if s.waits[id] == nil || s.marked[id] {
+			continue
+		}
+		select {
+		case s.slots <- struct{}{}:
+		default:
+			continue
+		}
+		s.marked[id] = true
+		b.marks = append(b.marks, id)
+		select {
+		case s.slots <- struct{}{}:
+			b.probes = append(b.probes, id)
+		default:
+		}
+	}
 }
 
 // waitIdle waits until a request arrives or the session closes, and, while
@@ -662,7 +739,7 @@ func (s *session) waitIdle(conn *pgconn.PgConn) {
 
 // send runs b in one round trip and answers its requests.
 func (s *session) send(conn *pgconn.PgConn, b batch) {
-	defer s.freeSlots(len(b.probes)) // taken by takeBatch
+	defer s.freeSlots(len(b.probes) + len(b.unmarks)) // taken by takeBatch and takeMarks
 	var unlocks, tries []int64
 	var notifies []string
 	var queries []*request
@@ -700,7 +777,8 @@ func (s *session) send(conn *pgconn.PgConn, b batch) {
 	for _, payload := range notifies {
 		add("select pg_notify('" + broadcastChannel + "', '" + payload + "')")
 	}
-	commit := len(unlocks)+len(notifies) > 0 && (b.listen || b.unlisten || b.subscribe || len(b.probes) > 0 || len(tries) > 0 || len(queries) > 0)
+	commit := len(unlocks)+len(notifies) > 0 && (b.listen || b.unlisten || b.subscribe || len(b.probes) > 0 ||
+		len(b.marks) > 0 || len(b.unmarks) > 0 || len(tries) > 0 || len(queries) > 0)
 	if commit {
 		add("commit")
 	}
@@ -713,6 +791,19 @@ func (s *session) send(conn *pgconn.PgConn, b batch) {
 	if b.subscribe {
 		add(subscribeSQL)
 	}
+	// Markers before probes: a probe of a newly marked id sees any
+	// release that could not have seen the marker.
+	pairs := func(fn string, ids []int64) {
+		for chunk := range slices.Chunk(ids, maxCallsPerStatement) {
+			if statements > 0 {
+				sql = append(sql, "; "...)
+			}
+			sql = appendPairCalls(sql, fn, chunk)
+			statements++
+		}
+	}
+	pairs(unmarkFn, b.unmarks)
+	pairs(markFn, b.marks)
 	// The probe holds a shared lock per id until its implicit
 	// transaction ends: the COMMIT after it ends that at once.
 	if len(b.probes) > 0 {
@@ -796,6 +887,22 @@ func (s *session) send(conn *pgconn.PgConn, b batch) {
 		}
 		next += 2 // listen, commit
 	}
+	_, unmarked := read(b.unmarks, 1)
+	markedNow, marked := read(b.marks, 1)
+	for _, id := range b.marks {
+		if marked && markedNow[id] {
+			continue
+		}
+		// Not taken (a release held it exclusively at that instant, or
+		// the statement failed): try again in the next round trip.
+		if s.marked[id] {
+			delete(s.marked, id)
+			s.freeSlots(1)
+			if s.waits[id] != nil {
+				s.toMark[id] = struct{}{}
+			}
+		}
+	}
 	free, probed := read(b.probes, 1)
 	if len(b.probes) > 0 {
 		next++ // commit
@@ -819,7 +926,7 @@ func (s *session) send(conn *pgconn.PgConn, b batch) {
 			s.stats.ProbeWakes++
 		}
 	}
-	if err == nil && (!notified || !probed || !tried) {
+	if err == nil && (!notified || !unmarked || !marked || !probed || !tried) {
 		err = fmt.Errorf("pglock: lock session: %d results for a batch of %d statements", len(results), next)
 	}
 	var cleanup []int64
@@ -881,6 +988,27 @@ func (s *session) send(conn *pgconn.PgConn, b batch) {
 	}
 }
 
+// appendPairCalls appends to b a SELECT of fn(hi, lo) for each id, hi and
+// lo being the id's two int4 halves: its follow marker (markFn).
+func appendPairCalls(b []byte, fn string, ids []int64) []byte {
+	b = append(b, "select "...)
+	for i, id := range ids {
+		if i > 0 {
+			b = append(b, ", "...)
+		}
+		b = appendPair(append(b, fn...), id)
+		b = append(b, ')')
+	}
+	return b
+}
+
+// appendPair appends id's follow-marker key, its two int4 halves.
+func appendPair(b []byte, id int64) []byte {
+	b = strconv.AppendInt(b, int64(int32(id>>32)), 10)
+	b = append(b, ", "...)
+	return strconv.AppendInt(b, int64(int32(id)), 10)
+}
+
 // appendCalls appends to b a SELECT of fn(id) for each id, each followed by
 // the notification of its release if notify. An int64 literal cannot inject
 // anything, and it lets the statement run with the simple protocol.
@@ -894,10 +1022,15 @@ func appendCalls(b []byte, fn string, ids []int64, notify bool) []byte {
 		b = strconv.AppendInt(b, id, 10)
 		b = append(b, ')')
 		if notify {
-			b = append(b, ", "...)
+			// Only if another session holds id's follow marker.
+			b = append(b, ", case when pg_try_advisory_lock("...)
+			b = appendPair(b, id)
+			b = append(b, ") and pg_advisory_unlock("...)
+			b = appendPair(b, id)
+			b = append(b, ") then null else "...)
 			b = append(b, notifyFn...)
 			b = strconv.AppendInt(b, id, 10)
-			b = append(b, "')"...)
+			b = append(b, "') end"...)
 		}
 	}
 	return b
@@ -934,6 +1067,11 @@ func (s *session) lostLocked(conn *pgconn.PgConn, err error, reqs []*request) {
 		s.subscribed = false
 		s.gapLater()
 	}
+	// The markers went with the session; its followers, woken below,
+	// follow again, and mark again, on the next one.
+	s.freeSlots(len(s.marked))
+	clear(s.marked)
+	clear(s.toUnmark)
 	for id := range s.held {
 		delete(s.held, id)
 	}
