@@ -41,7 +41,9 @@
 // lock cycle when every release notified, and 63 us now). The marker is
 // taken in the round trip after a failed try, with a probe of the id after
 // it in the same statement, so a release that came before the marker is
-// seen by that probe. A session LISTENs while followers of its process
+// seen by that probe. A follower of an earlier pglock, which takes no marker, is
+// woken by the probe rather than by a notification, so during a rolling
+// deploy its waits last up to one probe interval longer. A session LISTENs while followers of its process
 // wait (and for a second after), so that a release reaches the processes
 // waiting for something, not every idle process of the fleet; while it has
 // nothing to send it waits for notifications. Its LISTEN takes effect before
