@@ -53,8 +53,9 @@ const (
 //     and the statements that carried them, summed over the fleet);
 //   - notifs/s, the release notifications all sessions received during the
 //     timed run, and notifs/unlock, counted after waiting for deliveries
-//     still in flight: every release reaches every session, so it is N, and
-//     that fan-out is the cost of a larger fleet;
+//     still in flight: 0 since releases notify only followed ids (the
+//     cycles here are uncontended); it was N when every release reached
+//     every session, the fan-out that made a larger fleet cost more;
 //   - server-cpu-us/cycle and client-cpu-us/cycle, the CPU time of the
 //     server's processes (from /proc; 0 if unreadable) and of this process
 //     per cycle, since both share the machine here, while a fleet spreads
