@@ -30,8 +30,9 @@
 // one follow marker for it: a session-level shared advisory lock on the
 // id's two int4 halves (PostgreSQL's other advisory key space, which
 // pgflight's locks never use; `pgflight locks` does not list them). A
-// marker counts against [WithMaxLocks] while held; with no slot free the
-// id goes unmarked, and the probe below wakes its followers. A release
+// marker counts against [WithMaxLocks] while held, and markers take at
+// most half of it; past that an id goes unmarked, and the probe below
+// wakes its followers. A release
 // sends pg_notify on channel pgflight_lock, with the id as payload, in the
 // same round trip as the unlock, but only if another session holds the
 // id's marker: an uncontended release notifies nobody, which matters

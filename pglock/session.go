@@ -54,9 +54,9 @@ const (
 	// in PostgreSQL's other advisory key space, the pair of int4 halves,
 	// which no lock of pgflight's takes. A session takes one for each id
 	// its callers await, and releases it (unmarkFn) once they wake. A
-	// release notifies only if another session holds the marker
-	// (markedFn, which takes and at once releases it exclusively, and
-	// fails while anyone holds it shared), so an uncontended release wakes
+	// release notifies only if another session holds the marker (its
+	// statement tries the marker exclusively, which fails while anyone
+	// holds it shared, and releases it at once), so an uncontended release wakes
 	// no session in the fleet: every LISTENing backend is signalled by
 	// every NOTIFY in the database, whatever its channel.
 	markFn   = "pg_try_advisory_lock_shared("
@@ -653,8 +653,9 @@ func (b *batch) empty() bool {
 // awaited (and not held here: a local holder wakes its followers itself),
 // with a probe of the id after it in the same statement, and one released
 // for each id no longer awaited. A marker takes a slot of the lock budget
-// while held; with no slot free the id goes unmarked, and its holder's
-// release then notifies no one: the periodic probe wakes its followers.
+// while held, and markers take at most half of it; past that the id goes
+// unmarked, and its holder's release then notifies no one: the periodic
+// probe wakes its followers.
 // Called with mu held.
 func (s *session) takeMarks(b *batch) {
 	for id := range s.toUnmark {
@@ -672,6 +673,9 @@ func (s *session) takeMarks(b *batch) {
 		delete(s.toMark, id)
 		if s.waits[id] == nil || s.marked[id] {
 			continue
+		}
+		if 2*len(s.slots) >= cap(s.slots) {
+			continue // markers take at most half the budget: tries come first
 		}
 		select {
 		case s.slots <- struct{}{}:
