@@ -128,7 +128,8 @@ func (l *countingLocker) calls() int64 { return l.locks.Load() + l.follows.Load(
 type lockOnly struct{ pgflight.Locker }
 
 // awaited returns how many ids the followers of l, a *pglock.Locker, await
-// now: in pglock's session mode a wait holds nothing in pg_locks.
+// now: in pglock's session mode a wait holds nothing in pg_locks but
+// a follow marker.
 func awaited(l pgflight.Locker) int {
 	if lo, ok := l.(lockOnly); ok {
 		l = lo.Locker
@@ -138,24 +139,24 @@ func awaited(l pgflight.Locker) int {
 
 // advisoryLocks returns how many advisory locks (held or awaited) the test
 // database shows, from any session.
+func advisoryLocks(tb testing.TB, pool *pgxpool.Pool) int {
+	tb.Helper()
+	return countLocks(tb, pool, "")
+}
+
 // markerLocks returns how many of those are pglock's follow markers (the
 // two-int4 key space).
 func markerLocks(tb testing.TB, pool *pgxpool.Pool) int {
 	tb.Helper()
-	var n int
-	err := pool.QueryRow(context.Background(),
-		"select count(*) from pg_locks where locktype = 'advisory' and objsubid = 2 and database = (select oid from pg_database where datname = current_database())").Scan(&n)
-	if err != nil {
-		tb.Fatalf("count follow markers: %v", err)
-	}
-	return n
+	return countLocks(tb, pool, " and objsubid = 2")
 }
 
-func advisoryLocks(tb testing.TB, pool *pgxpool.Pool) int {
+// countLocks counts the database's advisory locks that also meet cond.
+func countLocks(tb testing.TB, pool *pgxpool.Pool, cond string) int {
 	tb.Helper()
 	var n int
 	err := pool.QueryRow(context.Background(),
-		"select count(*) from pg_locks where locktype = 'advisory' and database = (select oid from pg_database where datname = current_database())").Scan(&n)
+		"select count(*) from pg_locks where locktype = 'advisory' and database = (select oid from pg_database where datname = current_database())"+cond).Scan(&n)
 	if err != nil {
 		tb.Fatalf("count advisory locks: %v", err)
 	}

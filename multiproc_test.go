@@ -491,7 +491,8 @@ func childMain() int {
 	case "holdforever":
 		go func() {
 			// Tell the parent, through Redis, once this process waits for
-			// another's computation: the wait holds nothing in pg_locks.
+			// another's computation: the wait holds no lock in pg_locks
+			// (a follow marker at most).
 			for locker.Stats().Awaited == 0 {
 				time.Sleep(time.Millisecond)
 			}

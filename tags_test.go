@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -265,14 +264,8 @@ func TestTagsDatabaseDown(t *testing.T) {
 	t.Cleanup(pool.Close)
 	locker := pglock.New(pool)
 	t.Cleanup(func() { locker.Close() })
-	var logs strings.Builder
-	var mu sync.Mutex
-	logger := slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
-		mu.Lock()
-		defer mu.Unlock()
-		return logs.Write(p)
-	}), nil))
-	f := &tagFixture{g: newGroup(t, pgflight.Config{Locker: locker, Logger: logger})}
+	logs := &leakLog{}
+	f := &tagFixture{g: newGroup(t, pgflight.Config{Locker: locker, Logger: slog.New(slog.NewTextHandler(logs, nil))})}
 	old := f.fetch(t, "k", pgflight.WithTags("t"))
 	gaps := locker.Stats().Gaps
 	if err := pg.Stop(); err != nil {
@@ -288,10 +281,7 @@ func TestTagsDatabaseDown(t *testing.T) {
 	if n := f.g.Stats().TagLookups - lookups; n > 2 {
 		t.Errorf("%d tag lookups for 20 hits with PostgreSQL down, want at most 1 (then a pause)", n)
 	}
-	mu.Lock()
-	logged := logs.String()
-	mu.Unlock()
-	if !strings.Contains(logged, "could not learn the versions of tags") {
+	if logged := logs.String(); !strings.Contains(logged, "could not learn the versions of tags") {
 		t.Errorf("nothing logged: %q", logged)
 	}
 	if err := pg.Start(); err != nil {
@@ -307,7 +297,3 @@ func TestTagsDatabaseDown(t *testing.T) {
 		t.Errorf("Fetch after the server came back and t was invalidated = %q, the old value", got)
 	}
 }
-
-type writerFunc func(p []byte) (int, error)
-
-func (w writerFunc) Write(p []byte) (int, error) { return w(p) }
