@@ -137,6 +137,23 @@ func (g *Group) Shutdown(ctx context.Context) error {
 	}
 }
 
+// background runs fn in a goroutine of its own that Shutdown waits for,
+// unless the Group is closed already: work that no caller waits for and
+// that must not outlive the Group.
+func (g *Group) background(fn func()) {
+	g.mu.Lock()
+	if g.closed {
+		g.mu.Unlock()
+		return
+	}
+	g.running.Add(1)
+	g.mu.Unlock()
+	go func() {
+		defer g.running.Done()
+		fn()
+	}()
+}
+
 // stopWatching ends the Group's subscriptions: its local tier's and its
 // tags'.
 func (g *Group) stopWatching() {

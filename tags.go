@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -147,10 +148,11 @@ func (ts *tagState) bucket(tag string) *uint64 {
 // forget drops what is known of tags (nil: of every tag), invalidated by
 // some process. It runs in the TagSource's goroutine.
 func (ts *tagState) forget(tags []string) {
-	if tags == nil || containsEmpty(tags) {
+	clears := slices.Contains(tags, "")
+	if tags == nil || clears {
 		defer ts.learnClear()
 	}
-	if ts.g.tier != nil && containsEmpty(tags) {
+	if ts.g.tier != nil && clears {
 		defer ts.g.dropLocal() // every copy is a miss now: free the memory
 	}
 	ts.mu.Lock()
@@ -183,20 +185,11 @@ func (ts *tagState) gap() {
 // needs it, and none should wait for a round trip to learn it (a cold
 // start's first computations, every follower's first read).
 func (ts *tagState) learnClear() {
-	g := ts.g
-	g.mu.Lock()
-	if g.closed {
-		g.mu.Unlock()
-		return
-	}
-	g.running.Add(1)
-	g.mu.Unlock()
-	go func() {
-		defer g.running.Done()
-		ctx, cancel := context.WithTimeout(g.closing, releaseTimeout)
+	ts.g.background(func() {
+		ctx, cancel := context.WithTimeout(ts.g.closing, releaseTimeout)
 		defer cancel()
 		ts.lookup(ctx, []string{""}, true)
-	}()
+	})
 }
 
 // forgetAll forgets every version; ts.mu is held.
@@ -206,15 +199,6 @@ func (ts *tagState) forgetAll() {
 		ts.forgot[i]++
 	}
 	ts.clear.Store(-1)
-}
-
-func containsEmpty(tags []string) bool {
-	for _, t := range tags {
-		if t == "" {
-			return true
-		}
-	}
-	return false
 }
 
 // versions returns the current versions of tags, from memory, or for the

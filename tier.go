@@ -136,21 +136,13 @@ func (g *Group) storedLocal(ctx context.Context, cks []string, bufs [][]byte, fr
 	if t.bc == nil {
 		return
 	}
-	g.mu.Lock()
-	if g.closed {
-		g.mu.Unlock()
-		return
-	}
-	g.running.Add(1)
-	g.mu.Unlock()
-	go func() {
-		defer g.running.Done()
+	g.background(func() {
 		bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
 		defer cancel()
 		if err := g.broadcast(bctx, cks); err != nil {
 			g.log.warn(warnBroadcast, "pgflight: could not tell other processes to drop their local copies", "keys", len(cks), "err", err)
 		}
-	}()
+	})
 }
 
 // deletedLocal drops the local copy of ck, if any, and tells the other
