@@ -194,35 +194,6 @@ func (s tagSection) clear() uint64 {
 	return c
 }
 
-// first returns the section's first tag and version, and the rest, for
-// next; a nil tag means none. It trusts a checked section (parseEntry).
-func (s tagSection) first() (tag []byte, v uint64, rest tagTail) {
-	if s == nil {
-		return nil, 0, tagTail{}
-	}
-	_, w := uvarint(s)
-	n, w2 := uvarint(s[w:])
-	return tagTail{b: s[w+w2:], n: n}.next()
-}
-
-// A tagTail is what remains of a checked section after some of its tags.
-type tagTail struct {
-	b []byte
-	n uint64
-}
-
-// next returns the tail's first tag and version, and the rest.
-func (t tagTail) next() (tag []byte, v uint64, rest tagTail) {
-	if t.n == 0 {
-		return nil, 0, tagTail{}
-	}
-	l, w := uvarint(t.b)
-	tag = t.b[w : w+int(l)]
-	b := t.b[w+int(l):]
-	v, w = uvarint(b)
-	return tag, v, tagTail{b: b[w:], n: t.n - 1}
-}
-
 // each calls fn with every tag and its version, until fn returns false;
 // it reports false if the section is malformed or fn stopped it. The tag
 // aliases s.

@@ -303,19 +303,20 @@ func (ts *tagState) current(ctx context.Context, e entry) bool {
 		return false
 	}
 	// Fast path: every tag known, checked under the read lock, with no
-	// allocation.
+	// allocation (each keeps no reference to its func).
 	fresh, known := true, true
 	ts.mu.RLock()
 	if _, have := ts.known[""]; !have && ts.src != nil {
 		known = false
 	}
-	for tag, v, rest := e.tags.first(); fresh && tag != nil; tag, v, rest = rest.next() {
+	e.tags.each(func(tag []byte, v uint64) bool {
 		kv, have := ts.known[string(tag)]
 		if !have && ts.src != nil {
 			known = false
 		}
 		fresh = kv <= v
-	}
+		return fresh
+	})
 	ts.mu.RUnlock()
 	if !fresh || known {
 		return fresh
