@@ -29,9 +29,8 @@ import (
 var (
 	//go:embed outbox.sql
 	outboxSchema    string
-	ensureOutboxSQL = "do $pgflight$ begin if to_regclass('" + outboxTable + "') is null then perform pg_advisory_xact_lock(" +
-		strconv.Itoa(outboxLockKey1) + ", " + strconv.Itoa(outboxLockKey2) + "); " + outboxSchema + " end if; end $pgflight$"
-	invalidateSQL = ensureOutboxSQL + "; insert into " + outboxTable + " (namespace, keys) select $1, $2::bytea[] from pg_notify('" +
+	ensureOutboxSQL = ensureTableSQL(outboxTable, outboxLockKey2, outboxSchema)
+	invalidateSQL   = ensureOutboxSQL + "; insert into " + outboxTable + " (namespace, keys) select $1, $2::bytea[] from pg_notify('" +
 		broadcastChannel + "', $3)"
 )
 
@@ -62,6 +61,27 @@ const (
 	// outboxDoneTimeout bounds the delete and commit of a handled batch.
 	outboxDoneTimeout = 10 * time.Second
 )
+
+// ensureTableSQL returns the block that creates table by schema if it is
+// missing, under the advisory transaction lock (outboxLockKey1, key2); see
+// ensureOutboxSQL.
+func ensureTableSQL(table string, key2 int, schema string) string {
+	return "do $pgflight$ begin if to_regclass('" + table + "') is null then perform pg_advisory_xact_lock(" +
+		strconv.Itoa(outboxLockKey1) + ", " + strconv.Itoa(key2) + "); " + schema + " end if; end $pgflight$"
+}
+
+// appendText appends to sql a literal of s that the server decodes from
+// hex, so that no byte of s can change the statement's meaning whatever
+// the server's string settings; appendBytea does the same for bytea.
+func appendText(sql []byte, s string) []byte {
+	return append(appendBytea(append(sql, "convert_from("...), s), ", 'UTF8')"...)
+}
+
+func appendBytea(sql []byte, s string) []byte {
+	sql = append(sql, "decode('"...)
+	sql = hex.AppendEncode(sql, []byte(s))
+	return append(sql, "', 'hex')"...)
+}
 
 // ErrInvalidKey is wrapped by the error [Invalidate] and
 // [Locker.HandleInvalidations] return for an empty key or a namespace that
@@ -344,10 +364,8 @@ func (h *outboxHandler) anyRows(ctx context.Context) bool {
 	if h.l.s == nil {
 		return true
 	}
-	sql := make([]byte, 0, 128+2*len(h.ns))
-	sql = append(sql, "select 1 from "+outboxTable+" where namespace = convert_from(decode('"...)
-	sql = hex.AppendEncode(sql, []byte(h.ns))
-	sql = append(sql, "', 'hex'), 'UTF8') limit 1"...)
+	sql := appendText([]byte("select 1 from "+outboxTable+" where namespace = "), h.ns)
+	sql = append(sql, " limit 1"...)
 	rows, err := h.l.s.query(ctx, string(sql))
 	if err != nil {
 		return missingOK(err) != nil

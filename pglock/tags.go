@@ -27,9 +27,8 @@ import (
 var (
 	//go:embed tags.sql
 	tagsSchema    string
-	ensureTagsSQL = "do $pgflight$ begin if to_regclass('" + tagsTable + "') is null then perform pg_advisory_xact_lock(" +
-		strconv.Itoa(outboxLockKey1) + ", " + strconv.Itoa(tagsLockKey2) + "); " + tagsSchema + " end if; end $pgflight$"
-	bumpSQL = "insert into " + tagsTable + " (namespace, tag, version) select $1, t, 1 from unnest($2::bytea[]) t " +
+	ensureTagsSQL = ensureTableSQL(tagsTable, tagsLockKey2, tagsSchema)
+	bumpSQL       = "insert into " + tagsTable + " (namespace, tag, version) select $1, t, 1 from unnest($2::bytea[]) t " +
 		"on conflict (namespace, tag) do update set version = " + tagsTable + ".version + 1"
 	// invalidateTagsSQL is the transaction's statement; bumpReturningSQL
 	// the Locker's, which also returns the new versions.
@@ -200,17 +199,13 @@ func (l *Locker) TagVersions(ctx context.Context, namespace string, tags []strin
 // no byte of a tag or namespace can change its meaning whatever the
 // server's string settings.
 func (l *Locker) sessionVersions(ctx context.Context, namespace string, tags []string) (map[string]uint64, error) {
-	sql := make([]byte, 0, 128+len(namespace)*2+len(tags)*48)
-	sql = append(sql, "select tag, version from "+tagsTable+" where namespace = convert_from(decode('"...)
-	sql = hex.AppendEncode(sql, []byte(namespace))
-	sql = append(sql, "', 'hex'), 'UTF8') and tag in ("...)
+	sql := appendText([]byte("select tag, version from "+tagsTable+" where namespace = "), namespace)
+	sql = append(sql, " and tag in ("...)
 	for i, t := range tags {
 		if i > 0 {
 			sql = append(sql, ", "...)
 		}
-		sql = append(sql, "decode('"...)
-		sql = hex.AppendEncode(sql, []byte(t))
-		sql = append(sql, "', 'hex')"...)
+		sql = appendBytea(sql, t)
 	}
 	sql = append(sql, ')')
 	rows, err := l.s.query(ctx, string(sql))
